@@ -1,0 +1,2 @@
+//! dinoreg (being written).
+pub use dinoreg_heads as heads;
