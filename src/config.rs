@@ -1,0 +1,384 @@
+//! The model configuration: HF `Dinov2WithRegistersConfig` (and `Dinov2Config`) read from a
+//! `config.json`, with every field, HF's constructor defaults, presets for the published checkpoints,
+//! and validation with clear errors.
+//!
+//! A config may also be nested as `backbone_config` in another model's config (Depth-Anything).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which HF model family the config describes. They share the network; they differ in the default
+/// number of registers and in how the position table is resized (antialiased bicubic for
+/// `dinov2_with_registers`, plain bicubic for `dinov2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ModelType {
+    /// `dinov2_with_registers`.
+    #[default]
+    #[serde(rename = "dinov2_with_registers")]
+    Dinov2WithRegisters,
+    /// `dinov2` (no registers).
+    #[serde(rename = "dinov2")]
+    Dinov2,
+}
+
+/// The activation of the MLP (`hidden_act`). HF's `"gelu"` is the exact erf GELU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum HiddenAct {
+    /// Exact GELU, `0.5 x (1 + erf(x / √2))` (`"gelu"`).
+    #[default]
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// The tanh approximation of GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    #[serde(rename = "gelu_pytorch_tanh", alias = "gelu_new", alias = "gelu_fast")]
+    GeluTanh,
+    /// `"relu"`.
+    #[serde(rename = "relu")]
+    Relu,
+    /// `"silu"` / `"swish"`.
+    #[serde(rename = "silu", alias = "swish")]
+    Silu,
+}
+
+/// Every field of HF's `Dinov2WithRegistersConfig` (and `Dinov2Config`). Unknown keys are ignored.
+/// Defaults are HF's constructor defaults, which are NOT the published checkpoints' values (patch 16,
+/// image 224): read the checkpoint's `config.json`, or use a preset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Dinov2Config {
+    /// `dinov2_with_registers` or `dinov2`.
+    pub model_type: ModelType,
+    /// Width D of the tokens.
+    pub hidden_size: usize,
+    /// Number of transformer blocks L.
+    pub num_hidden_layers: usize,
+    /// Attention heads per block.
+    pub num_attention_heads: usize,
+    /// MLP hidden size = `int(hidden_size * mlp_ratio)`.
+    pub mlp_ratio: f64,
+    /// MLP activation.
+    pub hidden_act: HiddenAct,
+    /// Dropout (inference ignores it).
+    pub hidden_dropout_prob: f64,
+    /// Attention dropout (inference ignores it).
+    pub attention_probs_dropout_prob: f64,
+    /// Initialisation std (unused at inference).
+    pub initializer_range: f64,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Training image size; the position table has `(image_size / patch_size)²` patch entries.
+    pub image_size: usize,
+    /// Patch size p.
+    pub patch_size: usize,
+    /// Input channels.
+    pub num_channels: usize,
+    /// Whether q/k/v projections have a bias.
+    pub qkv_bias: bool,
+    /// Initial LayerScale value (the checkpoint's values are loaded).
+    pub layerscale_value: f64,
+    /// Stochastic depth rate (inference ignores it).
+    pub drop_path_rate: f64,
+    /// SwiGLU feed-forward (giant) instead of the GELU MLP.
+    pub use_swiglu_ffn: bool,
+    /// Number of register tokens R.
+    pub num_register_tokens: usize,
+    /// `dinov2` only: whether the checkpoint has a mask token.
+    pub use_mask_token: bool,
+    /// Backbone stages to return, by name.
+    pub out_features: Option<Vec<String>>,
+    /// Backbone stages to return, by index into `stage_names` (negative counts from the end).
+    pub out_indices: Option<Vec<i64>>,
+    /// Backbone: apply the final LayerNorm to each returned stage.
+    pub apply_layernorm: bool,
+    /// Backbone: return `(B, C, H/p, W/p)` maps without CLS and registers.
+    pub reshape_hidden_states: bool,
+    /// `["stem", "stage1", …, "stageL"]`; derived when absent, checked when present.
+    pub stage_names: Option<Vec<String>>,
+    /// Class names of a classification checkpoint, by index.
+    pub id2label: BTreeMap<usize, String>,
+    /// The architectures the checkpoint was saved from.
+    pub architectures: Option<Vec<String>>,
+}
+
+impl Default for Dinov2Config {
+    fn default() -> Self {
+        Self {
+            model_type: ModelType::Dinov2WithRegisters,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            mlp_ratio: 4.0,
+            hidden_act: HiddenAct::Gelu,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-6,
+            image_size: 224,
+            patch_size: 16,
+            num_channels: 3,
+            qkv_bias: true,
+            layerscale_value: 1.0,
+            drop_path_rate: 0.0,
+            use_swiglu_ffn: false,
+            num_register_tokens: 4,
+            use_mask_token: true,
+            out_features: None,
+            out_indices: None,
+            apply_layernorm: true,
+            reshape_hidden_states: true,
+            stage_names: None,
+            id2label: BTreeMap::new(),
+            architectures: None,
+        }
+    }
+}
+
+fn config_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Config {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+impl Dinov2Config {
+    /// Reads and validates a `config.json`. A Depth-Anything style config is accepted too: its
+    /// `backbone_config` is used.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| config_error(path, format!("not valid JSON ({e})")))?;
+        Self::from_value_at(&value, path)
+    }
+
+    /// Parses and validates a config from JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let path = PathBuf::from("<json>");
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| config_error(&path, format!("not valid JSON ({e})")))?;
+        Self::from_value_at(&value, &path)
+    }
+
+    /// Parses and validates a config from a JSON value: the DINOv2 config itself, or a config with
+    /// a nested `backbone_config` (as Depth-Anything's).
+    pub fn from_value(value: &serde_json::Value) -> Result<Self> {
+        Self::from_value_at(value, Path::new("<json>"))
+    }
+
+    fn from_value_at(value: &serde_json::Value, path: &Path) -> Result<Self> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| config_error(path, "expected a JSON object"))?;
+        let model_type = obj.get("model_type").and_then(|m| m.as_str());
+        match model_type {
+            Some("dinov2_with_registers") | Some("dinov2") => Self::parse_own(value, path),
+            _ => match obj.get("backbone_config") {
+                Some(inner) if inner.is_object() => Self::parse_own(inner, path),
+                _ => Err(config_error(
+                    path,
+                    format!(
+                        "model_type {:?} is not a DINOv2 config (expected \"dinov2_with_registers\" or \"dinov2\", or a `backbone_config` holding one)",
+                        model_type.unwrap_or("<missing>")
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn parse_own(value: &serde_json::Value, path: &Path) -> Result<Self> {
+        let mut cfg: Dinov2Config = serde_json::from_value(value.clone())
+            .map_err(|e| config_error(path, format!("{e}")))?;
+        let has = |k: &str| value.get(k).is_some_and(|v| !v.is_null());
+        if cfg.model_type == ModelType::Dinov2 {
+            // `Dinov2Config` defaults differ: no registers, patch 14.
+            if !has("num_register_tokens") {
+                cfg.num_register_tokens = 0;
+            }
+            if !has("patch_size") {
+                cfg.patch_size = 14;
+            }
+        }
+        cfg.validate().map_err(|e| match e {
+            Error::Config { reason, .. } => config_error(path, reason),
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks the config for internal consistency.
+    pub fn validate(&self) -> Result<()> {
+        let p = Path::new("<config>");
+        let positive = [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("patch_size", self.patch_size),
+            ("image_size", self.image_size),
+            ("num_channels", self.num_channels),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(config_error(p, format!("{name} must be at least 1, got 0")));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(config_error(
+                p,
+                format!(
+                    "hidden_size {} is not divisible by num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        if self.image_size < self.patch_size {
+            return Err(config_error(
+                p,
+                format!(
+                    "image_size {} is smaller than patch_size {}",
+                    self.image_size, self.patch_size
+                ),
+            ));
+        }
+        if !(self.mlp_ratio > 0.0) || self.mlp_hidden_size() == 0 {
+            return Err(config_error(
+                p,
+                format!("mlp_ratio must be positive, got {}", self.mlp_ratio),
+            ));
+        }
+        if !(self.layer_norm_eps > 0.0) {
+            return Err(config_error(
+                p,
+                format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps),
+            ));
+        }
+        if let Some(names) = &self.stage_names {
+            let expected = self.derived_stage_names();
+            if *names != expected {
+                return Err(config_error(
+                    p,
+                    format!(
+                        "stage_names {names:?} do not match num_hidden_layers {} (expected {expected:?})",
+                        self.num_hidden_layers
+                    ),
+                ));
+            }
+        }
+        crate::backbone::align_out_stages(
+            &self.derived_stage_names(),
+            self.out_features.as_deref(),
+            self.out_indices.as_deref(),
+        )
+        .map_err(|e| config_error(p, e.to_string()))?;
+        Ok(())
+    }
+
+    /// `["stem", "stage1", …, "stageL"]`.
+    pub fn derived_stage_names(&self) -> Vec<String> {
+        std::iter::once("stem".to_string())
+            .chain((1..=self.num_hidden_layers).map(|i| format!("stage{i}")))
+            .collect()
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// Hidden size of the GELU MLP: `int(hidden_size * mlp_ratio)`.
+    pub fn mlp_hidden_size(&self) -> usize {
+        (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+
+    /// Hidden size of the SwiGLU FFN, HF's rule: `(int(int(D * mlp_ratio) * 2 / 3) + 7) // 8 * 8`.
+    pub fn swiglu_hidden_size(&self) -> usize {
+        let h = self.mlp_hidden_size();
+        ((h as f64 * 2.0 / 3.0) as usize + 7) / 8 * 8
+    }
+
+    /// Side of the stored position grid: `image_size / patch_size` (37 for the checkpoints).
+    pub fn position_grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// Number of classes of a classification checkpoint (`len(id2label)`).
+    pub fn num_labels(&self) -> usize {
+        self.id2label.len()
+    }
+
+    /// Whether the position table is resized with antialiasing (`dinov2_with_registers`).
+    pub fn interpolate_antialias(&self) -> bool {
+        self.model_type == ModelType::Dinov2WithRegisters
+    }
+
+    fn preset(hidden: usize, layers: usize, heads: usize, swiglu: bool) -> Self {
+        let mut cfg = Self {
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            image_size: 518,
+            patch_size: 14,
+            use_swiglu_ffn: swiglu,
+            ..Self::default()
+        };
+        cfg.stage_names = Some(cfg.derived_stage_names());
+        cfg
+    }
+
+    /// `facebook/dinov2-with-registers-small`: ViT-S/14, D 384, 12 layers, 6 heads, 4 registers.
+    pub fn small() -> Self {
+        Self::preset(384, 12, 6, false)
+    }
+
+    /// `facebook/dinov2-with-registers-base`: ViT-B/14, D 768, 12 layers, 12 heads.
+    pub fn base() -> Self {
+        Self::preset(768, 12, 12, false)
+    }
+
+    /// `facebook/dinov2-with-registers-large`: ViT-L/14, D 1024, 24 layers, 16 heads.
+    pub fn large() -> Self {
+        Self::preset(1024, 24, 16, false)
+    }
+
+    /// `facebook/dinov2-with-registers-giant`: ViT-g/14, D 1536, 40 layers, 24 heads, SwiGLU.
+    pub fn giant() -> Self {
+        Self::preset(1536, 40, 24, true)
+    }
+
+    /// A preset by name: `small`, `base`, `large`, `giant` (also `vits14`…`vitg14`).
+    pub fn preset_by_name(name: &str) -> Result<Self> {
+        match name {
+            "small" | "s" | "vits14" => Ok(Self::small()),
+            "base" | "b" | "vitb14" => Ok(Self::base()),
+            "large" | "l" | "vitl14" => Ok(Self::large()),
+            "giant" | "g" | "vitg14" => Ok(Self::giant()),
+            other => Err(Error::option(
+                "preset",
+                format!("unknown preset {other:?}; expected small, base, large or giant"),
+            )),
+        }
+    }
+
+    /// The same network as plain `dinov2` (no registers, no antialiasing), as Depth-Anything uses it.
+    pub fn without_registers(mut self) -> Self {
+        self.model_type = ModelType::Dinov2;
+        self.num_register_tokens = 0;
+        self
+    }
+
+    /// Sets the backbone's `out_indices` (and clears `out_features`, which is derived from them).
+    pub fn with_out_indices(mut self, indices: Vec<i64>) -> Self {
+        self.out_indices = Some(indices);
+        self.out_features = None;
+        self
+    }
+
+    /// Sets the backbone's `out_features` (and clears `out_indices`, which is derived from them).
+    pub fn with_out_features(mut self, features: Vec<String>) -> Self {
+        self.out_features = Some(features);
+        self.out_indices = None;
+        self
+    }
+}

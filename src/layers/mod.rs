@@ -1,0 +1,17 @@
+//! The building blocks of the ViT, written once and shared: patch embedding, attention, the two
+//! feed-forward variants, layer scale and the pre-norm block. Each is loaded from a [`Scope`] whose
+//! names are HF's checkpoint keys.
+//!
+//! [`Scope`]: dinoreg_heads::Scope
+
+mod attention;
+mod block;
+mod ffn;
+mod norm;
+mod patch_embed;
+
+pub use attention::{Attention, AttentionOutput, Qkv};
+pub use block::{Block, BlockOptions, BlockOutput};
+pub use ffn::FeedForward;
+pub use norm::LayerNorm;
+pub use patch_embed::PatchEmbed;
