@@ -10,6 +10,7 @@
 //! input size. `dinoreg`'s backbone produces them; any other ViT can too.
 
 pub mod checkpoint;
+pub mod depth;
 pub mod discovery;
 mod error;
 pub mod features;
