@@ -16,6 +16,7 @@ mod error;
 pub mod features;
 pub mod nn;
 pub mod ops;
+pub mod segmentation;
 
 pub use checkpoint::{Scope, TensorStore};
 pub use error::{Error, Result};

@@ -1,0 +1,22 @@
+//! Semantic segmentation as dinov2 evaluates it: mmseg's BNHead linear probe ("linear": last block;
+//! "ms": last four blocks), the evaluation inference (short-side resize, sliding window, multi-scale
+//! and flip test-time augmentation), mIoU, class names and palettes, and training a probe on a user's
+//! own data from cached backbone features.
+//!
+//! Shapes: feature maps `(B, E, h, w)`; logits `(B, K, h, w)` on the grid and `(B, K, H, W)` at the
+//! input size; labels `(B, H, W)` integers with 255 ignored.
+
+mod bn_head;
+mod head_file;
+mod inference;
+mod metrics;
+mod palette;
+
+pub use bn_head::{BnHead, BnHeadParams, BN_EPS};
+pub use head_file::{read_head_metadata, HeadMetadata, METADATA_KEY};
+pub use inference::{
+    center_pad, center_pad_amounts, predict, predict_probabilities, rescaled_size, slide_windows,
+    window_logits, InferenceOptions, Window,
+};
+pub use metrics::{check_labels, ConfusionMatrix, IGNORE_INDEX};
+pub use palette::{pascal_colormap, ClassSet, ADE20K_CLASSES, ADE20K_PALETTE, VOC_CLASSES};
