@@ -10,10 +10,14 @@ pub mod classify;
 pub mod config;
 pub mod embeddings;
 pub mod error;
+pub mod hub;
+pub mod image_io;
 pub mod intermediates;
 pub mod layers;
 pub mod model;
+pub mod npy;
 pub mod pos_embed;
+pub mod preprocess;
 pub mod weights;
 
 pub use backbone::{align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone};

@@ -1,0 +1,221 @@
+//! Reading images as Pillow does: decoding (PNG, JPEG, WebP, TIFF, BMP, GIF first frame) with the `image`
+//! crate under size limits, then conversion to 8-bit RGB with PIL's `Image.convert("RGB")` semantics.
+//!
+//! Mirrors `PIL.Image.open(path).convert("RGB")` as transformers' `convert_to_rgb` calls it:
+//! - gray, palette and gray+alpha are expanded to three equal / looked-up channels;
+//! - alpha is dropped ([`AlphaMode::Drop`], PIL's plain convert, transformers v4) or composited on white
+//!   ([`AlphaMode::White`], transformers v5 `convert_to_rgb`, PIL `alpha_composite` on an opaque white
+//!   background, bit-exact);
+//! - 16-bit gray PNGs (PIL mode `I;16`) are clipped to 255 (`min(v, 255)`), 16-bit RGB/RGBA/gray+alpha keep
+//!   the high byte (`v >> 8`), as Pillow's PNG plugin and converters do.
+//!
+//! EXIF orientation is not applied (neither PIL's `open` nor transformers apply it).
+//! Output: an [`image::RgbImage`] (H x W x 3, u8).
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageError, ImageReader, RgbImage};
+
+use crate::{Error, Result};
+
+/// Size limits for decoding, against decompression bombs (a small file that claims a huge image).
+///
+/// Defaults: 16384 x 16384 pixels at most and 512 MiB of decoder allocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted width in pixels.
+    pub max_width: u32,
+    /// Largest accepted height in pixels.
+    pub max_height: u32,
+    /// Largest total allocation of the decoder in bytes (the decoded image included).
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_width: 16384,
+            max_height: 16384,
+            max_alloc: 512 * 1024 * 1024,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// Sets the largest accepted width.
+    pub fn with_max_width(mut self, max_width: u32) -> Self {
+        self.max_width = max_width;
+        self
+    }
+
+    /// Sets the largest accepted height.
+    pub fn with_max_height(mut self, max_height: u32) -> Self {
+        self.max_height = max_height;
+        self
+    }
+
+    /// Sets the largest decoder allocation in bytes.
+    pub fn with_max_alloc(mut self, max_alloc: u64) -> Self {
+        self.max_alloc = max_alloc;
+        self
+    }
+
+    fn to_image_limits(self) -> image::Limits {
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(self.max_width);
+        limits.max_image_height = Some(self.max_height);
+        limits.max_alloc = Some(self.max_alloc);
+        limits
+    }
+}
+
+/// What happens to transparency when an image is converted to RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlphaMode {
+    /// Drop the alpha channel: PIL's plain `convert("RGB")` (transformers v4 `convert_to_rgb`).
+    #[default]
+    Drop,
+    /// Composite on an opaque white background first (transformers v5 `convert_to_rgb`).
+    White,
+}
+
+/// Decodes the image at `path` (format guessed from the content, then the extension) within `limits`.
+///
+/// Every failure (missing file, unknown format, corrupt or truncated data, limits exceeded) is an
+/// [`Error::Image`] naming the file.
+pub fn decode_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> {
+    let fail = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::open(path).map_err(|e| fail(io_reason(&e)))?;
+    let mut reader = reader
+        .with_guessed_format()
+        .map_err(|e| fail(io_reason(&e)))?;
+    reader.limits(limits.to_image_limits());
+    reader.decode().map_err(|e| fail(decode_reason(&e, limits)))
+}
+
+/// Decodes the image at `path` and converts it to RGB (see the module docs).
+pub fn read_rgb(path: &Path, limits: &DecodeLimits, alpha: AlphaMode) -> Result<RgbImage> {
+    Ok(to_rgb8(&decode_image(path, limits)?, alpha))
+}
+
+/// Converts a decoded image to 8-bit RGB with Pillow's semantics (see the module docs).
+pub fn to_rgb8(image: &DynamicImage, alpha: AlphaMode) -> RgbImage {
+    let (w, h) = (image.width(), image.height());
+    let mut out = RgbImage::new(w, h);
+    let put = |out: &mut RgbImage, i: usize, rgba: [u8; 4]| {
+        let px = match alpha {
+            AlphaMode::Drop => [rgba[0], rgba[1], rgba[2]],
+            AlphaMode::White => composite_on_white(rgba),
+        };
+        out.as_mut()[3 * i..3 * i + 3].copy_from_slice(&px);
+    };
+    match image {
+        DynamicImage::ImageRgb8(img) => return img.clone(),
+        DynamicImage::ImageLuma8(img) => {
+            for (i, &v) in img.as_raw().iter().enumerate() {
+                put(&mut out, i, [v, v, v, 255]);
+            }
+        }
+        DynamicImage::ImageLumaA8(img) => {
+            for (i, p) in img.as_raw().chunks_exact(2).enumerate() {
+                put(&mut out, i, [p[0], p[0], p[0], p[1]]);
+            }
+        }
+        DynamicImage::ImageRgba8(img) => {
+            for (i, p) in img.as_raw().chunks_exact(4).enumerate() {
+                put(&mut out, i, [p[0], p[1], p[2], p[3]]);
+            }
+        }
+        // PIL "I;16" -> "RGB" clips to 255.
+        DynamicImage::ImageLuma16(img) => {
+            for (i, &v) in img.as_raw().iter().enumerate() {
+                let v = v.min(255) as u8;
+                put(&mut out, i, [v, v, v, 255]);
+            }
+        }
+        // 16-bit colour and gray+alpha PNGs open in PIL as 8-bit modes holding the high byte.
+        DynamicImage::ImageLumaA16(img) => {
+            for (i, p) in img.as_raw().chunks_exact(2).enumerate() {
+                let v = high_byte(p[0]);
+                put(&mut out, i, [v, v, v, high_byte(p[1])]);
+            }
+        }
+        DynamicImage::ImageRgb16(img) => {
+            for (i, p) in img.as_raw().chunks_exact(3).enumerate() {
+                put(
+                    &mut out,
+                    i,
+                    [high_byte(p[0]), high_byte(p[1]), high_byte(p[2]), 255],
+                );
+            }
+        }
+        DynamicImage::ImageRgba16(img) => {
+            for (i, p) in img.as_raw().chunks_exact(4).enumerate() {
+                let rgba = [p[0], p[1], p[2], p[3]].map(high_byte);
+                put(&mut out, i, rgba);
+            }
+        }
+        // Float images (TIFF, EXR-like): the `image` crate's own conversion (clamp, scale, round).
+        other => {
+            let rgba = other.to_rgba8();
+            for (i, p) in rgba.as_raw().chunks_exact(4).enumerate() {
+                put(&mut out, i, [p[0], p[1], p[2], p[3]]);
+            }
+        }
+    }
+    out
+}
+
+fn high_byte(v: u16) -> u8 {
+    (v >> 8) as u8
+}
+
+/// PIL `alpha_composite(white, rgba)` then `convert("RGB")`, integer-exact (AlphaComposite.c: 7 extra
+/// bits of precision, divisions by 255 rounded with the `SHIFTFORDIV255` trick).
+fn composite_on_white(p: [u8; 4]) -> [u8; 3] {
+    const PRECISION_BITS: u32 = 7;
+    let a = u32::from(p[3]);
+    match a {
+        0 => return [255, 255, 255],
+        255 => return [p[0], p[1], p[2]],
+        _ => {}
+    }
+    // Background alpha is 255: blend = 255 * (255 - a); outa255 = a * 255 + blend = 255 * 255.
+    let outa255 = a * 255 + 255 * (255 - a);
+    let coef1 = a * 255 * 255 * (1 << PRECISION_BITS) / outa255;
+    let coef2 = 255 * (1 << PRECISION_BITS) - coef1;
+    let channel = |src: u8| {
+        let tmp = u32::from(src) * coef1 + 255 * coef2 + (0x80 << PRECISION_BITS);
+        let div255 = (tmp + (tmp >> 8)) >> 8;
+        (div255 >> PRECISION_BITS) as u8
+    };
+    [channel(p[0]), channel(p[1]), channel(p[2])]
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "file not found".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => format!("cannot read the file ({e})"),
+    }
+}
+
+fn decode_reason(e: &ImageError, limits: &DecodeLimits) -> String {
+    match e {
+        ImageError::Limits(_) => format!(
+            "image exceeds the decoding limits ({}x{} pixels, {} MiB; raise them with DecodeLimits): {e}",
+            limits.max_width,
+            limits.max_height,
+            limits.max_alloc / (1024 * 1024)
+        ),
+        ImageError::Unsupported(_) => {
+            format!("unsupported image format (PNG, JPEG, WebP, TIFF, BMP and GIF are read): {e}")
+        }
+        ImageError::IoError(io) => format!("cannot read the file, corrupt or truncated? ({io})"),
+        _ => format!("cannot decode the image, corrupt or truncated? ({e})"),
+    }
+    .replace('\n', " ")
+}

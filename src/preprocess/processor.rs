@@ -1,0 +1,211 @@
+//! The image processor: file -> RGB -> resize -> center crop -> rescale -> normalise -> (3, H, W) f32.
+//!
+//! Mirrors transformers' `BitImageProcessor` (PIL backend, `BitImageProcessorPil` in v5) as the DINOv2
+//! with registers checkpoints ship it:
+//! 1. `convert_to_rgb` (see [`crate::image_io`]; alpha dropped by default, composited on white with
+//!    [`AlphaMode::White`] as transformers v5 does);
+//! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`];
+//! 3. center crop at `top = (H - h) // 2`, `left = (W - w) // 2` (floor division), zero padding where the
+//!    image is smaller than the crop (the image then sits at `ceil((h - H) / 2)`);
+//! 4. rescale `f32(f64(x) * rescale_factor)`; 5. normalise in f32 `(x - f32(mean)) / f32(std)`;
+//! 6. HWC -> CHW. Batches are decoded and processed in parallel (rayon) and stacked to (B, 3, H, W).
+
+use std::path::Path;
+
+use candle::{Device, Tensor};
+use image::{DynamicImage, RgbImage};
+use ndarray::{Array3, Array4, Axis};
+use rayon::prelude::*;
+
+use super::config::ProcessorConfig;
+use super::resample::resize_rgb8;
+use crate::image_io::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
+use crate::npy::array_to_tensor;
+use crate::{Error, Result};
+
+/// File name of the preprocessing settings in a model folder.
+pub const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
+
+/// Turns images into the model's pixel tensors. [`Default`] = the published checkpoints' settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageProcessor {
+    /// Resize, crop, rescale and normalisation settings.
+    pub config: ProcessorConfig,
+    /// Decoding limits against decompression bombs.
+    pub limits: DecodeLimits,
+    /// What happens to transparency.
+    pub alpha: AlphaMode,
+}
+
+impl ImageProcessor {
+    /// A processor with these settings (default limits, alpha dropped).
+    pub fn new(config: ProcessorConfig) -> Self {
+        ImageProcessor {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// A processor configured by the `preprocessor_config.json` at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::new(ProcessorConfig::from_file(path)?))
+    }
+
+    /// A processor for the model folder `dir`: its `preprocessor_config.json` when it has one, otherwise
+    /// the checkpoints' settings. A missing folder is an [`Error::Io`].
+    pub fn from_model_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            let err = std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found");
+            return Err(Error::io(dir, err));
+        }
+        let file = dir.join(PREPROCESSOR_CONFIG);
+        if file.is_file() {
+            Self::from_file(file)
+        } else {
+            Ok(Self::default())
+        }
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: ProcessorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the decoding limits.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets how transparency is handled.
+    pub fn with_alpha(mut self, alpha: AlphaMode) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// Decodes `path` and converts it to RGB ([`Error::Image`] naming the file on failure).
+    pub fn read(&self, path: impl AsRef<Path>) -> Result<RgbImage> {
+        read_rgb(path.as_ref(), &self.limits, self.alpha)
+    }
+
+    /// The resize step alone (a copy when `do_resize` is off or the size does not change).
+    pub fn resize(&self, image: &RgbImage) -> Result<RgbImage> {
+        let c = &self.config;
+        if !c.do_resize {
+            return Ok(image.clone());
+        }
+        let (h, w) = c.size.output_size(image.height(), image.width());
+        resize_rgb8(image, w.max(1), h.max(1), c.resample)
+    }
+
+    /// Center crop (when on), rescale and normalise of an already resized image: (3, H, W).
+    pub fn to_pixels(&self, image: &RgbImage) -> Array3<f32> {
+        let (h, w) = if self.config.do_center_crop {
+            self.config.crop_size
+        } else {
+            (image.height(), image.width())
+        };
+        let top = (i64::from(image.height()) - i64::from(h)).div_euclid(2);
+        let left = (i64::from(image.width()) - i64::from(w)).div_euclid(2);
+        self.rescale_normalize(image, (top, left), (h as usize, w as usize))
+    }
+
+    /// Rescale and normalise the `size` window of `image` whose top-left corner is at `origin` (image
+    /// pixels; may be negative or reach past the image, where the 8-bit value is 0, as HF's crop pads).
+    pub(crate) fn rescale_normalize(
+        &self,
+        image: &RgbImage,
+        origin: (i64, i64),
+        size: (usize, usize),
+    ) -> Array3<f32> {
+        let c = &self.config;
+        let (ih, iw) = (i64::from(image.height()), i64::from(image.width()));
+        let raw = image.as_raw();
+        let mut table = [[0f32; 256]; 3];
+        for (ch, row) in table.iter_mut().enumerate() {
+            let (mean, std) = (c.image_mean[ch] as f32, c.image_std[ch] as f32);
+            for (v, out) in row.iter_mut().enumerate() {
+                let mut x = if c.do_rescale {
+                    (v as f64 * c.rescale_factor) as f32
+                } else {
+                    v as f32
+                };
+                if c.do_normalize {
+                    x = (x - mean) / std;
+                }
+                *out = x;
+            }
+        }
+        Array3::from_shape_fn((3, size.0, size.1), |(ch, y, x)| {
+            let (sy, sx) = (y as i64 + origin.0, x as i64 + origin.1);
+            let v = if (0..ih).contains(&sy) && (0..iw).contains(&sx) {
+                raw[((sy * iw + sx) * 3) as usize + ch]
+            } else {
+                0
+            };
+            table[ch][v as usize]
+        })
+    }
+
+    /// Preprocesses one RGB image: (3, H, W).
+    pub fn preprocess(&self, image: &RgbImage) -> Result<Array3<f32>> {
+        self.config.validate()?;
+        Ok(self.to_pixels(&self.resize(image)?))
+    }
+
+    /// Preprocesses one decoded image of any colour type: (3, H, W).
+    pub fn preprocess_dynamic(&self, image: &DynamicImage) -> Result<Array3<f32>> {
+        self.preprocess(&to_rgb8(image, self.alpha))
+    }
+
+    /// Decodes and preprocesses the image at `path`: (3, H, W).
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Array3<f32>> {
+        self.preprocess(&self.read(path)?)
+    }
+
+    /// Decodes and preprocesses the images in parallel: (B, 3, H, W). All must come out the same size
+    /// (always the case with the center crop on).
+    pub fn load_batch<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Array4<f32>> {
+        if paths.is_empty() {
+            return Err(Error::input("images", "no image given"));
+        }
+        let arrays: Vec<Array3<f32>> = paths
+            .par_iter()
+            .map(|p| self.load(p))
+            .collect::<Result<_>>()?;
+        let first = arrays[0].dim();
+        if let Some(i) = arrays.iter().position(|a| a.dim() != first) {
+            let (h, w) = (arrays[i].dim().1, arrays[i].dim().2);
+            return Err(Error::input(
+                "images",
+                format!(
+                    "{} comes out {h}x{w} but {} comes out {}x{}; turn the center crop on to batch images of different sizes",
+                    paths[i].as_ref().display(),
+                    paths[0].as_ref().display(),
+                    first.1,
+                    first.2
+                ),
+            ));
+        }
+        let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+        ndarray::stack(Axis(0), &views).map_err(|e| Error::input("images", e.to_string()))
+    }
+
+    /// [`ImageProcessor::load_batch`] as a candle tensor (B, 3, H, W) f32 on `device`.
+    pub fn load_batch_tensor<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        device: &Device,
+    ) -> Result<Tensor> {
+        array_to_tensor(self.load_batch(paths)?.into_dyn(), device)
+    }
+
+    /// The (1, 3, H, W) f32 tensor the model sees for the image at `path` (what `dinoreg preprocess`
+    /// writes).
+    pub fn pixels(&self, path: impl AsRef<Path>, device: &Device) -> Result<Tensor> {
+        let array = self.load(path)?.insert_axis(Axis(0));
+        array_to_tensor(array.into_dyn(), device)
+    }
+}
