@@ -1,1 +1,212 @@
-//! Shared pieces of the subcommands.
+//! What the subcommands share: the `--model` argument (local folder or Hub id) and the device, the
+//! `--image` / `--pixels` inputs (images decoded and preprocessed in parallel, folders expanded),
+//! and writing outputs atomically (temporary file, then rename) so a failure loses nothing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use candle::{Device, Tensor};
+use dinoreg::hub::{resolve_model, ModelFiles};
+use dinoreg::preprocess::ImageProcessor;
+use dinoreg::weights::open_backbone;
+use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
+
+/// `--model` and `--device`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// A local model folder (config.json + weights) or a Hub id such as
+    /// facebook/dinov2-with-registers-small (downloaded once into the Hugging Face cache).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// Device: `cpu`, `cuda` or `cuda:N` (default: CUDA when built with it and available, else CPU).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// `--image` / `--pixels`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// Image files or folders of images (PNG, JPEG, WebP, TIFF, BMP, GIF). Repeatable.
+    #[arg(long = "image", short = 'i', num_args = 1.., conflicts_with = "pixels")]
+    pub images: Vec<PathBuf>,
+    /// A float32/float64 .npy array (B, 3, H, W), already normalised, used as it is.
+    #[arg(long)]
+    pub pixels: Option<PathBuf>,
+}
+
+/// The device named by `--device`.
+pub fn device(arg: Option<&str>) -> anyhow::Result<Device> {
+    match arg {
+        None => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        Some("cpu") => Ok(Device::Cpu),
+        Some(s) if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = s
+                .strip_prefix("cuda:")
+                .map(|n| n.parse::<usize>())
+                .transpose()
+                .with_context(|| format!("invalid --device {s:?}: expected cuda:N"))?
+                .unwrap_or(0);
+            Device::new_cuda(ordinal).with_context(|| {
+                format!("--device {s}: CUDA is not available (build with --features cuda on a machine with a GPU)")
+            })
+        }
+        Some(other) => bail!("invalid --device {other:?}: expected cpu, cuda or cuda:N"),
+    }
+}
+
+/// A resolved model: its files, config, preprocessing and load options.
+pub struct ModelSource {
+    /// The files.
+    pub files: ModelFiles,
+    /// The parsed config.
+    pub config: Dinov2Config,
+    /// The image processor (the model's `preprocessor_config.json`, else the checkpoints' values).
+    pub processor: ImageProcessor,
+    /// Device and dtype.
+    pub load: LoadOptions,
+}
+
+impl ModelSource {
+    /// Resolves `--model` (downloading it when it is a Hub id not yet cached).
+    pub fn resolve(args: &ModelArgs) -> anyhow::Result<Self> {
+        let files = resolve_model(&args.model)?;
+        let config = Dinov2Config::from_file(&files.config)?;
+        let processor = match &files.preprocessor {
+            Some(p) => ImageProcessor::from_file(p)?,
+            None => ImageProcessor::default(),
+        };
+        let load = LoadOptions::default().with_device(device(args.device.as_deref())?);
+        Ok(Self {
+            files,
+            config,
+            processor,
+            load,
+        })
+    }
+
+    /// Loads the backbone model.
+    pub fn model(&self) -> anyhow::Result<Arc<Dinov2Model>> {
+        let weights = open_backbone(&self.files.weights)?;
+        Ok(Arc::new(Dinov2Model::from_weights(
+            self.config.clone(),
+            &weights,
+            &self.load,
+        )?))
+    }
+}
+
+/// File extensions read as images when a folder is given.
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
+
+/// Whether `path` has an image extension.
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Expands folders (recursively, sorted) into image files; files are kept as given.
+pub fn expand_images(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read folder {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if is_image(&p) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    if out.is_empty() {
+        bail!("no image found in {paths:?}");
+    }
+    Ok(out)
+}
+
+/// The input batch: pixels `(B, 3, H, W)` on `device`, and the image paths when images were given.
+pub struct Inputs {
+    /// The pixel tensor.
+    pub pixels: Tensor,
+    /// The images, in batch order (empty for `--pixels`).
+    pub paths: Vec<PathBuf>,
+}
+
+/// Reads `--pixels`, or decodes and preprocesses `--image` with `processor` (in parallel).
+pub fn read_inputs(
+    inputs: &InputArgs,
+    processor: &ImageProcessor,
+    channels: usize,
+    device: &Device,
+) -> anyhow::Result<Inputs> {
+    if let Some(p) = &inputs.pixels {
+        let pixels = dinoreg::npy::read_pixels(p, channels)?.to_device(device)?;
+        return Ok(Inputs {
+            pixels,
+            paths: Vec::new(),
+        });
+    }
+    if inputs.images.is_empty() {
+        bail!("no input: give --image FILE (or a folder) or --pixels FILE.npy");
+    }
+    let paths = expand_images(&inputs.images)?;
+    let pixels = processor.load_batch_tensor(&paths, device)?;
+    Ok(Inputs { pixels, paths })
+}
+
+/// A sibling temporary path of `path`, for atomic writes.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes through a temporary file renamed over `path`, so `path` is either the old or the new file.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!("cannot write {}: folder {} does not exist", path.display(), parent.display());
+        }
+    }
+    let tmp = temp_path(path);
+    let result = write(&tmp).and_then(|()| {
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes named tensors to a safetensors file, atomically.
+pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+    write_atomic(path, |tmp| {
+        let cpu: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?.contiguous()?)))
+            .collect::<candle::Result<_>>()?;
+        candle::safetensors::save(&cpu, tmp)?;
+        Ok(())
+    })
+}
+
+/// Writes a tensor as a float32 `.npy`, atomically.
+pub fn write_npy(path: &Path, tensor: &Tensor) -> anyhow::Result<()> {
+    Ok(dinoreg::npy::write_tensor(path, tensor)?)
+}

@@ -1,0 +1,164 @@
+//! The `dinoreg` binary's contract for `features`, `preprocess` and `classify`: outputs and their
+//! shapes, parity through the CLI, exit status and one-line errors, and that a failed run leaves an
+//! existing output untouched.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{assert_close, fixture, load_expected, TOL};
+
+fn dinoreg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dinoreg"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("cannot run dinoreg")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "dinoreg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a failure with a single `error: …` line on stderr containing `needle`.
+fn fails_with(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn model_dir(case: &str) -> String {
+    fixture(&format!("model/{case}")).display().to_string()
+}
+
+fn image(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/images")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn features_from_pixels_match_hf() {
+    let exp = load_expected("model/reg4/expected.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let px = dir.path().join("px.npy");
+    dinoreg::npy::write_tensor(&px, &exp["updown.pixel_values"]).unwrap();
+    let out = dir.path().join("f.safetensors");
+    ok(&dinoreg(&[
+        "features", "--model", &model_dir("reg4"), "--pixels", s(&px), "--out-indices", "0,2,-1", "--output", s(&out),
+    ]));
+    let got = candle::safetensors::load(&out, &candle::Device::Cpu).unwrap();
+    let mut keys: Vec<_> = got.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["last_hidden_state", "pooler_output", "stage2", "stage3", "stem"]);
+    for (j, name) in ["stem", "stage2", "stage3"].iter().enumerate() {
+        assert_close(name, &got[*name], &exp[&format!("backbone.stem_neg.updown.{j}")], TOL);
+    }
+    assert_close("last_hidden_state", &got["last_hidden_state"], &exp["updown.last_hidden_state"], TOL);
+    assert_close("pooler_output", &got["pooler_output"], &exp["updown.pooler_output"], TOL);
+}
+
+#[test]
+fn features_options_and_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.safetensors");
+    ok(&dinoreg(&[
+        "features", "--model", &model_dir("reg2"), "--image", &image("chelsea.png"), &image("coffee.png"),
+        "--out-features", "stage1,stage3", "--no-reshape", "--no-layernorm", "--output", s(&out),
+    ]));
+    let got = candle::safetensors::load(&out, &candle::Device::Cpu).unwrap();
+    // 224x224 crops, patch 4 -> 56x56 tokens, 2 registers, batch 2.
+    assert_eq!(got["stage1"].dims(), &[2, 1 + 2 + 56 * 56, 32]);
+    assert_eq!(got["pooler_output"].dims(), &[2, 32]);
+}
+
+#[test]
+fn preprocess_writes_the_pixel_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("px.npy");
+    ok(&dinoreg(&["preprocess", "--image", &image("rocket.jpg"), "--output", s(&out)]));
+    let px = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
+    assert_eq!(px.dims(), &[1, 3, 224, 224]);
+}
+
+#[test]
+fn classify_prints_top_k_and_writes_logits() {
+    let exp = load_expected("model/classifier/expected.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let px = dir.path().join("px.npy");
+    dinoreg::npy::write_tensor(&px, &exp["pixel_values"]).unwrap();
+    let logits = dir.path().join("logits.npy");
+    let stdout = ok(&dinoreg(&[
+        "classify", "--model", &model_dir("classifier"), "--pixels", s(&px), "--top", "2", "--output", s(&logits),
+    ]));
+    assert_eq!(stdout.matches('%').count(), 4, "{stdout}");
+    let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
+    assert_close("logits", &got, &exp["logits"], TOL);
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.safetensors");
+    let reg4 = model_dir("reg4");
+    fails_with(
+        &dinoreg(&["features", "--model", "/no/such/model", "--image", &image("chelsea.png"), "--output", s(&out)]),
+        "/no/such/model",
+    );
+    fails_with(
+        &dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--out-indices", "7", "--output", s(&out)]),
+        "out_indices",
+    );
+    let corrupt = dir.path().join("corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    fails_with(
+        &dinoreg(&["features", "--model", &reg4, "--image", s(&corrupt), "--output", s(&out)]),
+        "corrupt.png",
+    );
+    let bad_px = dir.path().join("bad.npy");
+    dinoreg::npy::write_tensor(&bad_px, &candle::Tensor::zeros((1, 4, 8, 8), candle::DType::F32, &candle::Device::Cpu).unwrap())
+        .unwrap();
+    fails_with(
+        &dinoreg(&["features", "--model", &reg4, "--pixels", s(&bad_px), "--output", s(&out)]),
+        "3",
+    );
+    fails_with(
+        &dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--output", "/no/such/dir/f.safetensors"]),
+        "/no/such/dir",
+    );
+    fails_with(
+        &dinoreg(&["classify", "--model", &reg4, "--image", &image("chelsea.png")]),
+        "id2label",
+    );
+}
+
+#[test]
+fn failed_run_keeps_existing_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.safetensors");
+    let reg4 = model_dir("reg4");
+    ok(&dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--output", s(&out)]));
+    let before = std::fs::read(&out).unwrap();
+    let missing = dir.path().join("missing.png");
+    assert!(!dinoreg(&["features", "--model", &reg4, "--image", s(&missing), "--output", s(&out)])
+        .status
+        .success());
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left behind");
+}
