@@ -4,7 +4,7 @@
 //! with registers checkpoints ship it:
 //! 1. `convert_to_rgb` (see [`crate::image_io`]; alpha dropped by default, composited on white with
 //!    [`AlphaMode::White`] as transformers v5 does);
-//! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`];
+//! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`](super::Size::output_size);
 //! 3. center crop at `top = (H - h) // 2`, `left = (W - w) // 2` (floor division), zero padding where the
 //!    image is smaller than the crop (the image then sits at `ceil((h - H) / 2)`);
 //! 4. rescale `f32(f64(x) * rescale_factor)`; 5. normalise in f32 `(x - f32(mean)) / f32(std)`;
