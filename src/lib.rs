@@ -30,3 +30,8 @@ pub use image_io::{AlphaMode, DecodeLimits};
 pub use intermediates::{Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout};
 pub use model::{Dinov2Model, ForwardOptions, LoadOptions, ModelOutput};
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
