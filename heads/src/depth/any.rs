@@ -2,6 +2,7 @@
 
 use candle::Tensor;
 
+use super::config::DepthKind;
 use super::dinov2_dpt::Dinov2DptDepthHead;
 use super::dinov2_linear::Dinov2LinearDepthHead;
 use super::dpt::DepthAnythingHead;
@@ -20,6 +21,15 @@ pub enum AnyDepthHead {
 }
 
 impl AnyDepthHead {
+    /// Whether the output is relative (Depth-Anything's relative models: larger is nearer) or metric
+    /// (metres: Depth-Anything's metric models and dinov2's heads).
+    pub fn kind(&self) -> DepthKind {
+        match self {
+            AnyDepthHead::DepthAnything(h) => h.config().depth_estimation_type,
+            _ => DepthKind::Metric,
+        }
+    }
+
     fn inner(&self) -> &dyn DepthHead {
         match self {
             AnyDepthHead::DepthAnything(h) => h,
