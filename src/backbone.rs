@@ -76,7 +76,9 @@ pub fn align_out_stages(
             sorted.sort();
             return Err(Error::option(
                 "out_indices",
-                format!("must be in the same order as stage_names, expected {sorted:?} got {indices:?}"),
+                format!(
+                    "must be in the same order as stage_names, expected {sorted:?} got {indices:?}"
+                ),
             ));
         }
     }
@@ -108,7 +110,9 @@ pub fn align_out_stages(
             if f.iter().collect::<Vec<_>>() != from_indices {
                 return Err(Error::option(
                     "out_features/out_indices",
-                    format!("should correspond to the same stages if both are set, got {f:?} and {i:?}"),
+                    format!(
+                        "should correspond to the same stages if both are set, got {f:?} and {i:?}"
+                    ),
                 ));
             }
             Ok((f.to_vec(), i.to_vec()))
@@ -193,7 +197,9 @@ impl Dinov2Backbone {
             align_out_stages(&stage_names, features.as_deref(), indices.as_deref())?;
         Ok(Self {
             apply_layernorm: opts.apply_layernorm.unwrap_or(cfg.apply_layernorm),
-            reshape_hidden_states: opts.reshape_hidden_states.unwrap_or(cfg.reshape_hidden_states),
+            reshape_hidden_states: opts
+                .reshape_hidden_states
+                .unwrap_or(cfg.reshape_hidden_states),
             model,
             stage_names,
             out_features,

@@ -48,9 +48,15 @@ impl Dinov2ForImageClassification {
         let weights = open_backbone(weights)?;
         let d = config.hidden_size;
         let model = Dinov2Model::from_weights(config, &weights, opts)?;
-        let head = weights.store.scope("classifier.", &opts.device).with_dtype(opts.dtype);
+        let head = weights
+            .store
+            .scope("classifier.", &opts.device)
+            .with_dtype(opts.dtype);
         Ok(Self {
-            weight_t: head.get("weight", &[num_labels, 2 * d])?.t()?.contiguous()?,
+            weight_t: head
+                .get("weight", &[num_labels, 2 * d])?
+                .t()?
+                .contiguous()?,
             bias: head.get("bias", &[num_labels])?,
             model,
         })
@@ -88,7 +94,10 @@ impl Dinov2ForImageClassification {
                     .take(k)
                     .map(|i| Prediction {
                         index: i,
-                        label: labels.get(&i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+                        label: labels
+                            .get(&i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("LABEL_{i}")),
                         probability: row[i],
                     })
                     .collect()

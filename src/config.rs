@@ -224,7 +224,7 @@ impl Dinov2Config {
                 return Err(config_error(p, format!("{name} must be at least 1, got 0")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(config_error(
                 p,
                 format!(
@@ -242,16 +242,19 @@ impl Dinov2Config {
                 ),
             ));
         }
-        if !(self.mlp_ratio > 0.0) || self.mlp_hidden_size() == 0 {
+        if self.mlp_ratio.is_nan() || self.mlp_ratio <= 0.0 || self.mlp_hidden_size() == 0 {
             return Err(config_error(
                 p,
                 format!("mlp_ratio must be positive, got {}", self.mlp_ratio),
             ));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(config_error(
                 p,
-                format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps),
+                format!(
+                    "layer_norm_eps must be positive, got {}",
+                    self.layer_norm_eps
+                ),
             ));
         }
         if let Some(names) = &self.stage_names {
@@ -295,7 +298,7 @@ impl Dinov2Config {
     /// Hidden size of the SwiGLU FFN, HF's rule: `(int(int(D * mlp_ratio) * 2 / 3) + 7) // 8 * 8`.
     pub fn swiglu_hidden_size(&self) -> usize {
         let h = self.mlp_hidden_size();
-        ((h as f64 * 2.0 / 3.0) as usize + 7) / 8 * 8
+        ((h as f64 * 2.0 / 3.0) as usize).div_ceil(8) * 8
     }
 
     /// Side of the stored position grid: `image_size / patch_size` (37 for the checkpoints).
@@ -380,5 +383,51 @@ impl Dinov2Config {
         self.out_features = Some(features);
         self.out_indices = None;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_published_checkpoints() {
+        let g = Dinov2Config::giant();
+        assert_eq!(
+            (g.hidden_size, g.num_hidden_layers, g.num_attention_heads),
+            (1536, 40, 24)
+        );
+        assert_eq!(g.swiglu_hidden_size(), 4096);
+        assert_eq!(Dinov2Config::small().mlp_hidden_size(), 1536);
+        assert_eq!(Dinov2Config::large().position_grid(), 37);
+        assert_eq!(Dinov2Config::base().derived_stage_names().len(), 13);
+        for p in [
+            Dinov2Config::small(),
+            Dinov2Config::base(),
+            Dinov2Config::large(),
+            g,
+        ] {
+            p.validate().unwrap();
+            assert_eq!(p.num_register_tokens, 4);
+        }
+        assert!(Dinov2Config::preset_by_name("huge").is_err());
+    }
+
+    #[test]
+    fn dinov2_defaults_differ_from_registers_defaults() {
+        let c = Dinov2Config::from_json(
+            r#"{"model_type": "dinov2", "hidden_size": 64, "num_attention_heads": 4}"#,
+        )
+        .unwrap();
+        assert_eq!((c.num_register_tokens, c.patch_size), (0, 14));
+        assert!(!c.interpolate_antialias());
+        let r =
+            Dinov2Config::from_json(r#"{"model_type": "dinov2_with_registers", "unknown_key": 1}"#)
+                .unwrap();
+        assert_eq!(
+            (r.num_register_tokens, r.patch_size, r.image_size),
+            (4, 16, 224)
+        );
+        assert!(r.interpolate_antialias());
     }
 }

@@ -41,7 +41,10 @@ impl Embeddings {
         let r = cfg.num_register_tokens;
         let register_tokens = if r > 0 {
             Some(scope.get("register_tokens", &[1, r, d])?)
-        } else if let Some(found) = scope.shape("register_tokens").filter(|s| s.get(1) != Some(&0)) {
+        } else if let Some(found) = scope
+            .shape("register_tokens")
+            .filter(|s| s.get(1) != Some(&0))
+        {
             return Err(dinoreg_heads::Error::TensorShape {
                 source_name: scope.store().source_name().to_string(),
                 name: scope.path("register_tokens"),
@@ -58,7 +61,12 @@ impl Embeddings {
             None
         };
         Ok(Self {
-            patch: PatchEmbed::load(&scope.pp("patch_embeddings"), cfg.num_channels, d, cfg.patch_size)?,
+            patch: PatchEmbed::load(
+                &scope.pp("patch_embeddings"),
+                cfg.num_channels,
+                d,
+                cfg.patch_size,
+            )?,
             cls_token: scope.get("cls_token", &[1, 1, d])?,
             mask_token,
             register_tokens,

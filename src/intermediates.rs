@@ -151,7 +151,12 @@ impl Dinov2Model {
         Ok(blocks)
     }
 
-    fn split_tokens(&self, x: &Tensor, grid: (usize, usize), layout: TokenLayout) -> Result<Tensor> {
+    fn split_tokens(
+        &self,
+        x: &Tensor,
+        grid: (usize, usize),
+        layout: TokenLayout,
+    ) -> Result<Tensor> {
         let prefix = 1 + self.config().num_register_tokens;
         let (b, t, d) = x.dims3()?;
         let patches = x.narrow(1, prefix, t - prefix)?;
@@ -166,7 +171,11 @@ impl Dinov2Model {
     }
 
     /// Features of the selected blocks of `pixels` `(B, C, H, W)`.
-    pub fn forward_intermediates(&self, pixels: &Tensor, opts: &IntermediatesOptions) -> Result<Intermediates> {
+    pub fn forward_intermediates(
+        &self,
+        pixels: &Tensor,
+        opts: &IntermediatesOptions,
+    ) -> Result<Intermediates> {
         let blocks = self.resolve_layers(&opts.layers)?;
         let l = self.config().num_hidden_layers;
         let mut keep = vec![false; l + 1];
@@ -213,7 +222,10 @@ impl Dinov2Model {
     /// The feature maps a head asks for, from `pixels` `(B, C, H, W)`.
     pub fn features(&self, pixels: &Tensor, request: &FeatureRequest) -> Result<FeatureMaps> {
         let (_, _, h, w) = pixels.dims4().map_err(|_| {
-            Error::input("pixel_values", format!("expected (B, C, H, W), got {:?}", pixels.dims()))
+            Error::input(
+                "pixel_values",
+                format!("expected (B, C, H, W), got {:?}", pixels.dims()),
+            )
         })?;
         let input_size = (h, w);
         let patch_size = self.config().patch_size;
@@ -241,7 +253,10 @@ impl Dinov2Model {
         let [layer] = request.layers.as_slice() else {
             return Err(Error::option(
                 "feature request",
-                format!("attention keys/queries/values are read from one block, got {:?}", request.layers),
+                format!(
+                    "attention keys/queries/values are read from one block, got {:?}",
+                    request.layers
+                ),
             ));
         };
         let block = self.block_index(*layer)?;

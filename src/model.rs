@@ -157,7 +157,11 @@ impl Dinov2Model {
     }
 
     /// Builds the model from a config and an opened checkpoint.
-    pub fn from_weights(config: Dinov2Config, weights: &BackboneWeights, opts: &LoadOptions) -> Result<Self> {
+    pub fn from_weights(
+        config: Dinov2Config,
+        weights: &BackboneWeights,
+        opts: &LoadOptions,
+    ) -> Result<Self> {
         let scope = weights
             .store
             .scope(&weights.prefix, &opts.device)
@@ -185,7 +189,11 @@ impl Dinov2Model {
         let blocks = (0..config.num_hidden_layers)
             .map(|i| Block::load(&layers.pp(i), &config))
             .collect::<Result<Vec<_>>>()?;
-        let layernorm = LayerNorm::load(&scope.pp("layernorm"), config.hidden_size, config.layer_norm_eps)?;
+        let layernorm = LayerNorm::load(
+            &scope.pp("layernorm"),
+            config.hidden_size,
+            config.layer_norm_eps,
+        )?;
         Ok(Self {
             config,
             embeddings,

@@ -47,7 +47,8 @@ pub(crate) fn antialias_taps(input: usize, output: usize) -> Taps {
             let size = xmax.saturating_sub(xmin).min(max_taps);
             let mut w: Vec<f32> = (0..size)
                 .map(|j| {
-                    let arg = ((j as f64 + xmin as f64 - center as f64 + 0.5) * invscale as f64) as f32;
+                    let arg =
+                        ((j as f64 + xmin as f64 - center as f64 + 0.5) * invscale as f64) as f32;
                     cubic(arg as f64, -0.5) as f32
                 })
                 .collect();
@@ -168,7 +169,9 @@ mod tests {
         assert_eq!(t.per_output[0].0, 0);
         close(
             &t.per_output[0].1,
-            &[0.387186, 0.441451, 0.209256, -0.003056, -0.031817, -0.003020],
+            &[
+                0.387186, 0.441451, 0.209256, -0.003056, -0.031817, -0.003020,
+            ],
         );
         assert_eq!(t.per_output[1].1.len(), 8);
         assert_eq!(t.per_output[2].0, 1);

@@ -33,8 +33,14 @@ const TOP_LEVEL_RENAMES: &[(&str, &str)] = &[
     ("mask_token", "embeddings.mask_token"),
     ("register_tokens", "embeddings.register_tokens"),
     ("pos_embed", "embeddings.position_embeddings"),
-    ("patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"),
-    ("patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"),
+    (
+        "patch_embed.proj.weight",
+        "embeddings.patch_embeddings.projection.weight",
+    ),
+    (
+        "patch_embed.proj.bias",
+        "embeddings.patch_embeddings.projection.bias",
+    ),
     ("norm.weight", "layernorm.weight"),
     ("norm.bias", "layernorm.bias"),
 ];
@@ -126,10 +132,14 @@ pub fn find_backbone(store: TensorStore) -> Result<BackboneWeights> {
 fn detect_layout(store: &TensorStore) -> Option<Layout> {
     for p in KNOWN_PREFIXES {
         if store.contains(&format!("{p}{HF_MARKER}")) {
-            return Some(Layout::Hf { prefix: p.to_string() });
+            return Some(Layout::Hf {
+                prefix: p.to_string(),
+            });
         }
         if store.contains(&format!("{p}{ORIGINAL_MARKER}")) {
-            return Some(Layout::Original { prefix: p.to_string() });
+            return Some(Layout::Original {
+                prefix: p.to_string(),
+            });
         }
     }
     let names = store.names();

@@ -60,17 +60,49 @@ fn features_from_pixels_match_hf() {
     dinoreg::npy::write_tensor(&px, &exp["updown.pixel_values"]).unwrap();
     let out = dir.path().join("f.safetensors");
     ok(&dinoreg(&[
-        "features", "--model", &model_dir("reg4"), "--pixels", s(&px), "--out-indices", "0,2,-1", "--output", s(&out),
+        "features",
+        "--model",
+        &model_dir("reg4"),
+        "--pixels",
+        s(&px),
+        "--out-indices",
+        "0,2,-1",
+        "--output",
+        s(&out),
     ]));
     let got = candle::safetensors::load(&out, &candle::Device::Cpu).unwrap();
     let mut keys: Vec<_> = got.keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["last_hidden_state", "pooler_output", "stage2", "stage3", "stem"]);
+    assert_eq!(
+        keys,
+        [
+            "last_hidden_state",
+            "pooler_output",
+            "stage2",
+            "stage3",
+            "stem"
+        ]
+    );
     for (j, name) in ["stem", "stage2", "stage3"].iter().enumerate() {
-        assert_close(name, &got[*name], &exp[&format!("backbone.stem_neg.updown.{j}")], TOL);
+        assert_close(
+            name,
+            &got[*name],
+            &exp[&format!("backbone.stem_neg.updown.{j}")],
+            TOL,
+        );
     }
-    assert_close("last_hidden_state", &got["last_hidden_state"], &exp["updown.last_hidden_state"], TOL);
-    assert_close("pooler_output", &got["pooler_output"], &exp["updown.pooler_output"], TOL);
+    assert_close(
+        "last_hidden_state",
+        &got["last_hidden_state"],
+        &exp["updown.last_hidden_state"],
+        TOL,
+    );
+    assert_close(
+        "pooler_output",
+        &got["pooler_output"],
+        &exp["updown.pooler_output"],
+        TOL,
+    );
 }
 
 #[test]
@@ -78,8 +110,18 @@ fn features_options_and_images() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.safetensors");
     ok(&dinoreg(&[
-        "features", "--model", &model_dir("reg2"), "--image", &image("chelsea.png"), &image("coffee.png"),
-        "--out-features", "stage1,stage3", "--no-reshape", "--no-layernorm", "--output", s(&out),
+        "features",
+        "--model",
+        &model_dir("reg2"),
+        "--image",
+        &image("chelsea.png"),
+        &image("coffee.png"),
+        "--out-features",
+        "stage1,stage3",
+        "--no-reshape",
+        "--no-layernorm",
+        "--output",
+        s(&out),
     ]));
     let got = candle::safetensors::load(&out, &candle::Device::Cpu).unwrap();
     // 224x224 crops, patch 4 -> 56x56 tokens, 2 registers, batch 2.
@@ -91,7 +133,13 @@ fn features_options_and_images() {
 fn preprocess_writes_the_pixel_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("px.npy");
-    ok(&dinoreg(&["preprocess", "--image", &image("rocket.jpg"), "--output", s(&out)]));
+    ok(&dinoreg(&[
+        "preprocess",
+        "--image",
+        &image("rocket.jpg"),
+        "--output",
+        s(&out),
+    ]));
     let px = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
     assert_eq!(px.dims(), &[1, 3, 224, 224]);
 }
@@ -104,7 +152,15 @@ fn classify_prints_top_k_and_writes_logits() {
     dinoreg::npy::write_tensor(&px, &exp["pixel_values"]).unwrap();
     let logits = dir.path().join("logits.npy");
     let stdout = ok(&dinoreg(&[
-        "classify", "--model", &model_dir("classifier"), "--pixels", s(&px), "--top", "2", "--output", s(&logits),
+        "classify",
+        "--model",
+        &model_dir("classifier"),
+        "--pixels",
+        s(&px),
+        "--top",
+        "2",
+        "--output",
+        s(&logits),
     ]));
     assert_eq!(stdout.matches('%').count(), 4, "{stdout}");
     let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
@@ -117,32 +173,83 @@ fn bad_inputs_fail_with_one_line() {
     let out = dir.path().join("f.safetensors");
     let reg4 = model_dir("reg4");
     fails_with(
-        &dinoreg(&["features", "--model", "/no/such/model", "--image", &image("chelsea.png"), "--output", s(&out)]),
+        &dinoreg(&[
+            "features",
+            "--model",
+            "/no/such/model",
+            "--image",
+            &image("chelsea.png"),
+            "--output",
+            s(&out),
+        ]),
         "/no/such/model",
     );
     fails_with(
-        &dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--out-indices", "7", "--output", s(&out)]),
+        &dinoreg(&[
+            "features",
+            "--model",
+            &reg4,
+            "--image",
+            &image("chelsea.png"),
+            "--out-indices",
+            "7",
+            "--output",
+            s(&out),
+        ]),
         "out_indices",
     );
     let corrupt = dir.path().join("corrupt.png");
     std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     fails_with(
-        &dinoreg(&["features", "--model", &reg4, "--image", s(&corrupt), "--output", s(&out)]),
+        &dinoreg(&[
+            "features",
+            "--model",
+            &reg4,
+            "--image",
+            s(&corrupt),
+            "--output",
+            s(&out),
+        ]),
         "corrupt.png",
     );
     let bad_px = dir.path().join("bad.npy");
-    dinoreg::npy::write_tensor(&bad_px, &candle::Tensor::zeros((1, 4, 8, 8), candle::DType::F32, &candle::Device::Cpu).unwrap())
-        .unwrap();
+    dinoreg::npy::write_tensor(
+        &bad_px,
+        &candle::Tensor::zeros((1, 4, 8, 8), candle::DType::F32, &candle::Device::Cpu).unwrap(),
+    )
+    .unwrap();
     fails_with(
-        &dinoreg(&["features", "--model", &reg4, "--pixels", s(&bad_px), "--output", s(&out)]),
+        &dinoreg(&[
+            "features",
+            "--model",
+            &reg4,
+            "--pixels",
+            s(&bad_px),
+            "--output",
+            s(&out),
+        ]),
         "3",
     );
     fails_with(
-        &dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--output", "/no/such/dir/f.safetensors"]),
+        &dinoreg(&[
+            "features",
+            "--model",
+            &reg4,
+            "--image",
+            &image("chelsea.png"),
+            "--output",
+            "/no/such/dir/f.safetensors",
+        ]),
         "/no/such/dir",
     );
     fails_with(
-        &dinoreg(&["classify", "--model", &reg4, "--image", &image("chelsea.png")]),
+        &dinoreg(&[
+            "classify",
+            "--model",
+            &reg4,
+            "--image",
+            &image("chelsea.png"),
+        ]),
         "id2label",
     );
 }
@@ -152,12 +259,28 @@ fn failed_run_keeps_existing_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.safetensors");
     let reg4 = model_dir("reg4");
-    ok(&dinoreg(&["features", "--model", &reg4, "--image", &image("chelsea.png"), "--output", s(&out)]));
+    ok(&dinoreg(&[
+        "features",
+        "--model",
+        &reg4,
+        "--image",
+        &image("chelsea.png"),
+        "--output",
+        s(&out),
+    ]));
     let before = std::fs::read(&out).unwrap();
     let missing = dir.path().join("missing.png");
-    assert!(!dinoreg(&["features", "--model", &reg4, "--image", s(&missing), "--output", s(&out)])
-        .status
-        .success());
+    assert!(!dinoreg(&[
+        "features",
+        "--model",
+        &reg4,
+        "--image",
+        s(&missing),
+        "--output",
+        s(&out)
+    ])
+    .status
+    .success());
     assert_eq!(std::fs::read(&out).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "temporary files left behind");

@@ -24,13 +24,26 @@ fn blocks_match_backbone_stages() {
     let px = &exp["updown.pixel_values"];
     // Blocks 0 and 2 are stages 1 and 3 ("features" combo: norm + reshape).
     let inter = model
-        .forward_intermediates(px, &IntermediatesOptions::default().with_layers(LayerSelection::Indices(vec![0, -1])))
+        .forward_intermediates(
+            px,
+            &IntermediatesOptions::default().with_layers(LayerSelection::Indices(vec![0, -1])),
+        )
         .unwrap();
     assert_eq!(inter.grid, (9, 4));
     assert_eq!(inter.layers.len(), 2);
     assert_eq!(inter.layers[1].block, 2);
-    assert_close("block 0", &inter.layers[0].patches, &exp["backbone.features.updown.0"], TOL);
-    assert_close("block 2", &inter.layers[1].patches, &exp["backbone.features.updown.1"], TOL);
+    assert_close(
+        "block 0",
+        &inter.layers[0].patches,
+        &exp["backbone.features.updown.0"],
+        TOL,
+    );
+    assert_close(
+        "block 2",
+        &inter.layers[1].patches,
+        &exp["backbone.features.updown.1"],
+        TOL,
+    );
     // Without norm: the "no_norm" combo (stages 1 and 3).
     let raw = model
         .forward_intermediates(
@@ -40,7 +53,12 @@ fn blocks_match_backbone_stages() {
                 .with_norm(false),
         )
         .unwrap();
-    assert_close("block 0 raw", &raw.layers[0].patches, &exp["backbone.no_norm.updown.0"], TOL);
+    assert_close(
+        "block 0 raw",
+        &raw.layers[0].patches,
+        &exp["backbone.no_norm.updown.0"],
+        TOL,
+    );
 }
 
 #[test]
@@ -65,13 +83,31 @@ fn layouts_and_prefix_tokens() {
             .unwrap();
         let l = &inter.layers[0];
         assert_eq!(l.patches.dims(), dims.as_slice());
-        assert_close("cls", l.cls.as_ref().unwrap(), &last.i((.., 0)).unwrap(), TOL);
-        assert_close("registers", l.registers.as_ref().unwrap(), &last.i((.., 1..5)).unwrap(), TOL);
+        assert_close(
+            "cls",
+            l.cls.as_ref().unwrap(),
+            &last.i((.., 0)).unwrap(),
+            TOL,
+        );
+        assert_close(
+            "registers",
+            l.registers.as_ref().unwrap(),
+            &last.i((.., 1..5)).unwrap(),
+            TOL,
+        );
     }
     let nlc = model
-        .forward_intermediates(px, &IntermediatesOptions::default().with_layout(TokenLayout::Nlc))
+        .forward_intermediates(
+            px,
+            &IntermediatesOptions::default().with_layout(TokenLayout::Nlc),
+        )
         .unwrap();
-    assert_close("patches", &nlc.layers[0].patches, &last.i((.., 5..)).unwrap(), TOL);
+    assert_close(
+        "patches",
+        &nlc.layers[0].patches,
+        &last.i((.., 5..)).unwrap(),
+        TOL,
+    );
 }
 
 #[test]
@@ -85,12 +121,20 @@ fn head_adapter_outputs_and_keys() {
     assert_eq!(maps.patch_size, 4);
     assert_eq!(maps.input_size, (36, 16));
     assert_eq!(maps.grid().unwrap(), (9, 4));
-    assert_close("map 1", &maps.maps[1], &exp["backbone.features.updown.1"], TOL);
+    assert_close(
+        "map 1",
+        &maps.maps[1],
+        &exp["backbone.features.updown.1"],
+        TOL,
+    );
     let cls = maps.cls_tokens.as_ref().unwrap();
     assert_close("cls", &cls[1], &exp["updown.pooler_output"], TOL);
     // Keys of the last block: (B, T, D) from HF, as a (B, D, h, w) map without CLS/registers.
     let keys = model
-        .features(px, &FeatureRequest::layers(vec![-1]).with_source(FeatureSource::Keys))
+        .features(
+            px,
+            &FeatureRequest::layers(vec![-1]).with_source(FeatureSource::Keys),
+        )
         .unwrap();
     let expected = exp["updown.last_keys"]
         .i((.., 5.., ..))
@@ -100,7 +144,10 @@ fn head_adapter_outputs_and_keys() {
         .permute((0, 3, 1, 2))
         .unwrap();
     assert_close("keys", &keys.maps[0], &expected, TOL);
-    let two = model.features(px, &FeatureRequest::layers(vec![1, 2]).with_source(FeatureSource::Keys));
+    let two = model.features(
+        px,
+        &FeatureRequest::layers(vec![1, 2]).with_source(FeatureSource::Keys),
+    );
     assert!(two.unwrap_err().to_string().contains("one block"));
 }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use candle::Tensor;
 use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::{
-    BackboneOptions, Dinov2Backbone, Dinov2Config, Dinov2ForImageClassification, Dinov2Model, ForwardOptions,
-    LoadOptions,
+    BackboneOptions, Dinov2Backbone, Dinov2Config, Dinov2ForImageClassification, Dinov2Model,
+    ForwardOptions, LoadOptions,
 };
 
 fn load(case: &str) -> Dinov2Model {
@@ -75,17 +75,32 @@ fn hidden_states_and_attentions() {
     let exp = expected("reg4");
     let px = &exp["updown.pixel_values"];
     let out = model
-        .forward_with(px, &ForwardOptions::default().with_hidden_states(true).with_attentions(true))
+        .forward_with(
+            px,
+            &ForwardOptions::default()
+                .with_hidden_states(true)
+                .with_attentions(true),
+        )
         .unwrap();
     let hs = out.hidden_states.unwrap();
     assert_eq!(hs.len(), 4);
     for (i, h) in hs.iter().enumerate() {
-        assert_close(&format!("hidden_states[{i}]"), h, &exp[&format!("updown.hidden_states.{i}")], TOL);
+        assert_close(
+            &format!("hidden_states[{i}]"),
+            h,
+            &exp[&format!("updown.hidden_states.{i}")],
+            TOL,
+        );
     }
     let att = out.attentions.unwrap();
     assert_eq!(att.len(), 3);
     for (i, a) in att.iter().enumerate() {
-        assert_close(&format!("attentions[{i}]"), a, &exp[&format!("updown.attentions.{i}")], TOL);
+        assert_close(
+            &format!("attentions[{i}]"),
+            a,
+            &exp[&format!("updown.attentions.{i}")],
+            TOL,
+        );
     }
 }
 
@@ -94,7 +109,10 @@ fn last_layer_keys() {
     let model = load("reg4");
     let exp = expected("reg4");
     let out = model
-        .forward_with(&exp["updown.pixel_values"], &ForwardOptions::default().with_qkv_of_block(-1))
+        .forward_with(
+            &exp["updown.pixel_values"],
+            &ForwardOptions::default().with_qkv_of_block(-1),
+        )
         .unwrap();
     assert_close("keys", &out.qkv.unwrap().k, &exp["updown.last_keys"], TOL);
 }
@@ -103,9 +121,17 @@ fn last_layer_keys() {
 fn mask_token() {
     let model = load("reg4");
     let exp = expected("reg4");
-    let opts = ForwardOptions::default().with_bool_masked_pos(exp["masked.bool_masked_pos"].clone());
-    let out = model.forward_with(&exp["updown.pixel_values"], &opts).unwrap();
-    assert_close("masked", &out.last_hidden_state, &exp["masked.last_hidden_state"], TOL);
+    let opts =
+        ForwardOptions::default().with_bool_masked_pos(exp["masked.bool_masked_pos"].clone());
+    let out = model
+        .forward_with(&exp["updown.pixel_values"], &opts)
+        .unwrap();
+    assert_close(
+        "masked",
+        &out.last_hidden_state,
+        &exp["masked.last_hidden_state"],
+        TOL,
+    );
     // The mask changes the output (the test would pass vacuously otherwise).
     let plain = model.forward(&exp["updown.pixel_values"]).unwrap();
     let (d, _) = common::max_diff(&plain.last_hidden_state, &exp["masked.last_hidden_state"]);
@@ -119,14 +145,27 @@ fn head_masks() {
     let px = &exp["updown.pixel_values"];
     let per_layer = exp["head_mask.per_layer"].clone();
     let out = model
-        .forward_with(px, &ForwardOptions::default().with_head_mask(per_layer.clone()))
+        .forward_with(
+            px,
+            &ForwardOptions::default().with_head_mask(per_layer.clone()),
+        )
         .unwrap();
-    assert_close("per-layer head mask", &out.last_hidden_state, &exp["head_mask.per_layer.last_hidden_state"], TOL);
+    assert_close(
+        "per-layer head mask",
+        &out.last_hidden_state,
+        &exp["head_mask.per_layer.last_hidden_state"],
+        TOL,
+    );
     let per_head = per_layer.get(0).unwrap();
     let out = model
         .forward_with(px, &ForwardOptions::default().with_head_mask(per_head))
         .unwrap();
-    assert_close("per-head mask", &out.last_hidden_state, &exp["head_mask.per_head.last_hidden_state"], TOL);
+    assert_close(
+        "per-head mask",
+        &out.last_hidden_state,
+        &exp["head_mask.per_head.last_hidden_state"],
+        TOL,
+    );
 }
 
 fn backbone(case: &str, opts: BackboneOptions) -> Dinov2Backbone {
@@ -154,7 +193,13 @@ fn check_backbone(case: &str, combo: &str, opts: BackboneOptions, sizes: &[&str]
 fn backbone_options() {
     let both = ["native", "updown"];
     check_backbone("reg4", "default", BackboneOptions::default(), &both, 1);
-    check_backbone("reg4", "stem_neg", BackboneOptions::default().with_out_indices(vec![0, 2, -1]), &both, 3);
+    check_backbone(
+        "reg4",
+        "stem_neg",
+        BackboneOptions::default().with_out_indices(vec![0, 2, -1]),
+        &both,
+        3,
+    );
     check_backbone(
         "reg4",
         "features",
@@ -165,14 +210,18 @@ fn backbone_options() {
     check_backbone(
         "reg4",
         "no_norm",
-        BackboneOptions::default().with_out_indices(vec![1, 3]).with_layernorm(false),
+        BackboneOptions::default()
+            .with_out_indices(vec![1, 3])
+            .with_layernorm(false),
         &both,
         2,
     );
     check_backbone(
         "reg4",
         "no_reshape",
-        BackboneOptions::default().with_out_indices(vec![1, 3]).with_reshape(false),
+        BackboneOptions::default()
+            .with_out_indices(vec![1, 3])
+            .with_reshape(false),
         &both,
         2,
     );
@@ -192,13 +241,22 @@ fn backbone_options() {
 fn backbone_other_register_counts_and_swiglu() {
     for case in ["reg0", "reg2", "swiglu"] {
         check_backbone(case, "default", BackboneOptions::default(), &["updown"], 1);
-        check_backbone(case, "stem_neg", BackboneOptions::default().with_out_indices(vec![0, 2, -1]), &["updown"], 3);
+        check_backbone(
+            case,
+            "stem_neg",
+            BackboneOptions::default().with_out_indices(vec![0, 2, -1]),
+            &["updown"],
+            3,
+        );
     }
 }
 
 #[test]
 fn backbone_shapes_follow_hf() {
-    let bb = backbone("reg4", BackboneOptions::default().with_out_indices(vec![-1]));
+    let bb = backbone(
+        "reg4",
+        BackboneOptions::default().with_out_indices(vec![-1]),
+    );
     let exp = expected("reg4");
     let out = bb.forward(&exp["updown.pixel_values"]).unwrap();
     // 36x16 pixels, patch 4 -> 9x4 grid; D = 32; batch 2.
@@ -221,7 +279,12 @@ fn pth_layout_matches_hf_layout() {
         .unwrap();
         let exp = expected(case);
         let out = pth.forward(&exp["updown.pixel_values"]).unwrap();
-        assert_close(&format!("{case} .pth"), &out.last_hidden_state, &exp["updown.last_hidden_state"], TOL);
+        assert_close(
+            &format!("{case} .pth"),
+            &out.last_hidden_state,
+            &exp["updown.last_hidden_state"],
+            TOL,
+        );
     }
 }
 
@@ -232,13 +295,20 @@ fn dinov2_interpolates_without_antialias() {
     let exp = expected("dinov2");
     let mut reg_cfg = Dinov2Config::from_file(fixture("model/dinov2/config.json")).unwrap();
     reg_cfg.model_type = dinoreg::ModelType::Dinov2WithRegisters;
-    let weights = dinoreg::weights::open_backbone(&[fixture("model/dinov2/model.safetensors")]).unwrap();
-    let as_registers = Dinov2Model::from_weights(reg_cfg, &weights, &LoadOptions::default()).unwrap();
+    let weights =
+        dinoreg::weights::open_backbone(&[fixture("model/dinov2/model.safetensors")]).unwrap();
+    let as_registers =
+        Dinov2Model::from_weights(reg_cfg, &weights, &LoadOptions::default()).unwrap();
     for size in ["updown", "down"] {
         let px = &exp[&format!("{size}.pixel_values")];
         let plain = model.forward(px).unwrap().last_hidden_state;
         let aa = as_registers.forward(px).unwrap().last_hidden_state;
-        assert_close(&format!("dinov2 {size}"), &plain, &exp[&format!("{size}.last_hidden_state")], TOL);
+        assert_close(
+            &format!("dinov2 {size}"),
+            &plain,
+            &exp[&format!("{size}.last_hidden_state")],
+            TOL,
+        );
         assert_close(
             &format!("dinov2 as registers {size}"),
             &aa,

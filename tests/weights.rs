@@ -17,7 +17,12 @@ fn check(config: &std::path::Path, weights: &[std::path::PathBuf], tol: f32) {
     let model = Dinov2Model::load(config, weights, &LoadOptions::default()).unwrap();
     let exp = load_expected("model/reg4/expected.safetensors");
     let out = model.forward(&exp["updown.pixel_values"]).unwrap();
-    assert_close("last_hidden_state", &out.last_hidden_state, &exp["updown.last_hidden_state"], tol);
+    assert_close(
+        "last_hidden_state",
+        &out.last_hidden_state,
+        &exp["updown.last_hidden_state"],
+        tol,
+    );
 }
 
 #[test]
@@ -28,16 +33,28 @@ fn sharded_safetensors_through_the_index() {
     names.sort();
     let (a, b) = names.split_at(names.len() / 2);
     let mut weight_map = serde_json::Map::new();
-    for (file, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
-        let shard: HashMap<String, Tensor> = part.iter().map(|k| (k.clone(), all[k].clone())).collect();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let shard: HashMap<String, Tensor> =
+            part.iter().map(|k| (k.clone(), all[k].clone())).collect();
         candle::safetensors::save(&shard, dir.path().join(file)).unwrap();
         for k in part {
             weight_map.insert(k.clone(), file.into());
         }
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
-    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
-    std::fs::copy(fixture("model/reg4/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("model/reg4/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let files = dinoreg::resolve_model(dir.path().to_str().unwrap()).unwrap();
     assert_eq!(files.weights.len(), 2);
     check(&files.config, &files.weights, TOL);
@@ -46,8 +63,14 @@ fn sharded_safetensors_through_the_index() {
 #[test]
 fn backbone_nested_under_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nested: HashMap<String, Tensor> = tensors().into_iter().map(|(k, v)| (format!("backbone.{k}"), v)).collect();
-    nested.insert("head.conv.weight".into(), Tensor::zeros((1, 2), DType::F32, &Device::Cpu).unwrap());
+    let mut nested: HashMap<String, Tensor> = tensors()
+        .into_iter()
+        .map(|(k, v)| (format!("backbone.{k}"), v))
+        .collect();
+    nested.insert(
+        "head.conv.weight".into(),
+        Tensor::zeros((1, 2), DType::F32, &Device::Cpu).unwrap(),
+    );
     let path = dir.path().join("model.safetensors");
     candle::safetensors::save(&nested, &path).unwrap();
     let weights = dinoreg::weights::open_backbone(std::slice::from_ref(&path)).unwrap();
@@ -59,7 +82,10 @@ fn backbone_nested_under_a_prefix() {
 fn half_precision_weights_load_as_f32() {
     for dtype in [DType::F16, DType::BF16] {
         let dir = tempfile::tempdir().unwrap();
-        let half: HashMap<String, Tensor> = tensors().into_iter().map(|(k, v)| (k, v.to_dtype(dtype).unwrap())).collect();
+        let half: HashMap<String, Tensor> = tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_dtype(dtype).unwrap()))
+            .collect();
         let path = dir.path().join("model.safetensors");
         candle::safetensors::save(&half, &path).unwrap();
         // Rounding the weights to 8-11 mantissa bits moves the outputs by ~1e-2 of their scale.

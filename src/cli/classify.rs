@@ -29,8 +29,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("invalid --top 0: expected at least 1");
     }
     let source = ModelSource::resolve(&args.model)?;
-    let model = Dinov2ForImageClassification::load(&source.files.config, &source.files.weights, &source.load)?;
-    let inputs = read_inputs(&args.input, &source.processor, source.config.num_channels, &source.load.device)?;
+    let model = Dinov2ForImageClassification::load(
+        &source.files.config,
+        &source.files.weights,
+        &source.load,
+    )?;
+    let inputs = read_inputs(
+        &args.input,
+        &source.processor,
+        source.config.num_channels,
+        &source.load.device,
+    )?;
     let logits = model.forward(&inputs.pixels)?;
     for (i, preds) in model.top_k(&logits, args.top)?.iter().enumerate() {
         let name = inputs
@@ -40,7 +49,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("pixels[{i}]"));
         println!("{name}");
         for p in preds {
-            println!("  {:>6.2}%  {} ({})", 100.0 * p.probability, p.label, p.index);
+            println!(
+                "  {:>6.2}%  {} ({})",
+                100.0 * p.probability,
+                p.label,
+                p.index
+            );
         }
     }
     if let Some(out) = &args.output {

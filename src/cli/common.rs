@@ -178,10 +178,17 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes through a temporary file renamed over `path`, so `path` is either the old or the new file.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            bail!("cannot write {}: folder {} does not exist", path.display(), parent.display());
+            bail!(
+                "cannot write {}: folder {} does not exist",
+                path.display(),
+                parent.display()
+            );
         }
     }
     let tmp = temp_path(path);

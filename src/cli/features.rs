@@ -17,7 +17,12 @@ pub struct Args {
     #[command(flatten)]
     input: InputArgs,
     /// Stages by index into [stem, stage1, ...]; negative counts from the end (e.g. -1).
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, conflicts_with = "out_features")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        conflicts_with = "out_features"
+    )]
     out_indices: Option<Vec<i64>>,
     /// Stages by name (e.g. stage3,stage6,stage9,stage12).
     #[arg(long, value_delimiter = ',')]
@@ -47,7 +52,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let model = source.model()?;
     let backbone = Dinov2Backbone::new(model.clone(), &opts)?;
-    let inputs = read_inputs(&args.input, &source.processor, source.config.num_channels, &source.load.device)?;
+    let inputs = read_inputs(
+        &args.input,
+        &source.processor,
+        source.config.num_channels,
+        &source.load.device,
+    )?;
     let out = backbone.forward_with(&inputs.pixels, true, false)?;
     let hidden = out.hidden_states.unwrap_or_default();
     let last = hidden

@@ -35,6 +35,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let pixels = processor.pixels(&args.image, &candle::Device::Cpu)?;
     write_npy(&args.output, &pixels)?;
-    println!("{}: {:?} -> {}", args.image.display(), pixels.dims(), args.output.display());
+    println!(
+        "{}: {:?} -> {}",
+        args.image.display(),
+        pixels.dims(),
+        args.output.display()
+    );
     Ok(())
 }

@@ -109,7 +109,8 @@ impl Attention {
         let v = qkv.get(2)?.contiguous()?;
         let scores = (q.matmul(&k.t()?)? * self.scale)?;
         let dtype = scores.dtype();
-        let mut probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let mut probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
         if let Some(mask) = head_mask {
             probs = probs.broadcast_mul(&mask.reshape((1, h, 1, 1))?.to_dtype(dtype)?)?;
         }

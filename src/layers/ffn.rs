@@ -24,7 +24,8 @@ impl Dense {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.broadcast_matmul(&self.weight_t)?.broadcast_add(&self.bias)?)
+        Ok(x.broadcast_matmul(&self.weight_t)?
+            .broadcast_add(&self.bias)?)
     }
 }
 

@@ -24,9 +24,25 @@ pub fn load_expected(rel: &str) -> HashMap<String, Tensor> {
 /// The largest absolute difference and the scale of `expected`.
 pub fn max_diff(actual: &Tensor, expected: &Tensor) -> (f32, f32) {
     assert_eq!(actual.dims(), expected.dims(), "shape mismatch");
-    let a = actual.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let e = expected.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = a.iter().zip(&e).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let a = actual
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let e = expected
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let diff = a
+        .iter()
+        .zip(&e)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     let scale = e.iter().map(|x| x.abs()).fold(0f32, f32::max);
     assert!(a.iter().all(|x| x.is_finite()), "non-finite values");
     (diff, scale)
