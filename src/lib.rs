@@ -27,7 +27,9 @@ pub use dinoreg_heads as heads;
 pub use error::{Error, Result};
 pub use hub::{resolve_model, ModelFiles};
 pub use image_io::{AlphaMode, DecodeLimits};
-pub use intermediates::{Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout};
+pub use intermediates::{
+    Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
+};
 pub use model::{Dinov2Model, ForwardOptions, LoadOptions, ModelOutput};
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
 
