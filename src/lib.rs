@@ -16,8 +16,10 @@ pub mod intermediates;
 pub mod layers;
 pub mod model;
 pub mod npy;
+pub mod output;
 pub mod pos_embed;
 pub mod preprocess;
+pub mod retrieval;
 pub mod weights;
 
 pub use backbone::{align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone};

@@ -8,9 +8,8 @@
 //!
 //! Pixels for the model are (B, 3, H, W): [`read_pixels`] checks rank 4 and the channel count.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle::{Device, Tensor};
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn, ShapeBuilder};
@@ -149,36 +148,10 @@ where
     standard
         .write_npy(&mut bytes)
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    write_atomic(path, &bytes)
+    crate::output::write_bytes(path, &bytes)
 }
 
 /// Writes a tensor as a C-order float32 `.npy` file (see [`write_array`]).
 pub fn write_tensor(path: impl AsRef<Path>, tensor: &Tensor) -> Result<()> {
     write_array(path, &tensor_to_array(tensor)?)
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "array.npy".to_string());
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
 }

@@ -168,37 +168,24 @@ pub fn read_inputs(
     Ok(Inputs { pixels, paths })
 }
 
-/// A sibling temporary path of `path`, for atomic writes.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 /// Writes through a temporary file renamed over `path`, so `path` is either the old or the new file.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            bail!(
-                "cannot write {}: folder {} does not exist",
-                path.display(),
-                parent.display()
-            );
-        }
-    }
-    let tmp = temp_path(path);
-    let result = write(&tmp).and_then(|()| {
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let mut failure = None;
+    let result = dinoreg::output::write_with(path, |tmp| {
+        write(tmp).map_err(|e| {
+            let msg = format!("{e:#}");
+            failure = Some(e);
+            dinoreg::Error::io(path, std::io::Error::other(msg))
+        })
     });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match (result, failure) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(e)) => Err(e.context(format!("cannot write {}", path.display()))),
+        (Err(e), None) => Err(e.into()),
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes named tensors to a safetensors file, atomically.
