@@ -9,8 +9,11 @@
 mod bn_head;
 mod head_file;
 mod inference;
+mod interp;
 mod metrics;
 mod palette;
+mod rng;
+mod train;
 
 pub use bn_head::{BnHead, BnHeadParams, BN_EPS};
 pub use head_file::{read_head_metadata, HeadMetadata, METADATA_KEY};
@@ -20,3 +23,8 @@ pub use inference::{
 };
 pub use metrics::{check_labels, ConfusionMatrix, IGNORE_INDEX};
 pub use palette::{pascal_colormap, ClassSet, ADE20K_CLASSES, ADE20K_PALETTE, VOC_CLASSES};
+pub use rng::SplitMix64;
+pub use train::{
+    evaluate, train_probe, EpochStats, ProbeConfig, Sample, StepStats, TrainObserver, TrainOptions,
+    TrainedProbe,
+};
