@@ -254,6 +254,20 @@ fn option_and_model_errors_are_clear() -> Result {
     };
     let err = predict(&pixels, &InferenceOptions::linear(), wrong).unwrap_err();
     assert!(err.to_string().contains("model output"), "{err}");
+    // The model's own error comes back unchanged, in the caller's error type.
+    #[derive(Debug, PartialEq)]
+    enum Mine {
+        Boom,
+        Heads(String),
+    }
+    impl From<Error> for Mine {
+        fn from(e: Error) -> Self {
+            Mine::Heads(e.to_string())
+        }
+    }
+    let failing = |_: &Tensor| -> std::result::Result<Tensor, Mine> { Err(Mine::Boom) };
+    let err = predict(&pixels, &InferenceOptions::linear(), failing);
+    assert_eq!(err.err(), Some(Mine::Boom));
     Ok(())
 }
 

@@ -5,7 +5,9 @@
 //! The closure maps pixels `(B, 3, h, w)` (normalised, already centre-padded when
 //! [`InferenceOptions::center_padding`] is set) to logits `(B, K, h', w')` at any resolution, for
 //! example a BNHead's patch-grid logits; they are resized bilinearly (align_corners=False) to the
-//! unpadded window size, as mmseg's `encode_decode` does. It does not depend on a backbone.
+//! unpadded window size, as mmseg's `encode_decode` does. It does not depend on a backbone. Its error
+//! type `E` is the caller's (anything a [`crate::Error`] converts into, such as `dinoreg::Error` or
+//! `anyhow::Error`); a model error is returned unchanged.
 //!
 //! Per image: for each scale ratio, resize keep-ratio (mmcv `rescale_size`) so the short side is
 //! `short_side × ratio`; for each flip, cover the image with windows (whole, or sliding crop/stride
@@ -14,6 +16,8 @@
 //!
 //! One difference from mmseg: images are resized in floating point with PyTorch's bilinear kernel,
 //! not with OpenCV on uint8 pixels (no rounding to integers).
+
+use std::cell::RefCell;
 
 use candle::Tensor;
 
@@ -219,15 +223,12 @@ pub fn center_pad(x: &Tensor, multiple: usize) -> Result<Tensor> {
 }
 
 /// mmseg's `encode_decode` with the padding hook: logits of `pixels` resized to their size.
-fn encode_decode<F>(
+fn encode_decode(
     pixels: &Tensor,
     opts: &InferenceOptions,
-    model: &F,
+    model: Model<'_>,
     k: &mut Option<usize>,
-) -> Result<Tensor>
-where
-    F: Fn(&Tensor) -> Result<Tensor>,
-{
+) -> Result<Tensor> {
     let (b, _, h, w) = pixels.dims4()?;
     let input = match opts.center_padding {
         Some(p) => center_pad(pixels, p)?,
@@ -273,18 +274,26 @@ pub fn slide_windows(
 
 /// Logits `(B, K, H, W)` of `pixels` `(B, 3, H, W)` at their own size: mmseg's `whole_inference` or
 /// `slide_inference` (before the resize to the original image), per `opts.window`.
-pub fn window_logits<F>(pixels: &Tensor, opts: &InferenceOptions, model: F) -> Result<Tensor>
+pub fn window_logits<F, E>(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: F,
+) -> std::result::Result<Tensor, E>
 where
-    F: Fn(&Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
 {
-    opts.validate()?;
-    window_logits_checked(pixels, opts, &model)
+    with_model(model, |m| {
+        opts.validate()?;
+        window_logits_checked(pixels, opts, m)
+    })
 }
 
-fn window_logits_checked<F>(pixels: &Tensor, opts: &InferenceOptions, model: &F) -> Result<Tensor>
-where
-    F: Fn(&Tensor) -> Result<Tensor>,
-{
+fn window_logits_checked(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: Model<'_>,
+) -> Result<Tensor> {
     let (b, _, h, w) = pixels.dims4()?;
     let mut k = None;
     let (crop, stride) = match opts.window {
@@ -324,14 +333,13 @@ where
 
 /// Runs every pass and hands each one's logits `(B, K, H, W)`, at the input size and flipped back,
 /// to `sink`.
-fn for_each_pass<F, S>(
+fn for_each_pass<S>(
     pixels: &Tensor,
     opts: &InferenceOptions,
-    model: &F,
+    model: Model<'_>,
     mut sink: S,
 ) -> Result<()>
 where
-    F: Fn(&Tensor) -> Result<Tensor>,
     S: FnMut(Tensor) -> Result<()>,
 {
     opts.validate()?;
@@ -353,18 +361,36 @@ where
     Ok(())
 }
 
-/// The mean over all passes of the softmax maps `(B, K, H, W)` (mmseg's `aug_test` score map;
-/// with one pass, the softmax of its logits).
-pub fn predict_probabilities<F>(
+/// The model as the internals see it: heads errors only (see [`with_model`]).
+type Model<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor>;
+
+/// Runs `body` with `model` adapted to return heads errors; a model error comes back unchanged.
+fn with_model<F, E, T>(
+    model: F,
+    body: impl FnOnce(Model<'_>) -> Result<T>,
+) -> std::result::Result<T, E>
+where
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
+{
+    let failure = RefCell::new(None);
+    let adapted = |x: &Tensor| {
+        model(x).map_err(|e| {
+            *failure.borrow_mut() = Some(e);
+            Error::input("model", "the model failed")
+        })
+    };
+    let result = body(&adapted);
+    result.map_err(|e| failure.into_inner().unwrap_or_else(|| E::from(e)))
+}
+
+fn mean_probabilities(
     pixels: &Tensor,
     opts: &InferenceOptions,
-    model: F,
-) -> Result<Tensor>
-where
-    F: Fn(&Tensor) -> Result<Tensor>,
-{
+    model: Model<'_>,
+) -> Result<Tensor> {
     let mut sum: Option<Tensor> = None;
-    for_each_pass(pixels, opts, &model, |logits| {
+    for_each_pass(pixels, opts, model, |logits| {
         let p = candle_nn::ops::softmax(&logits, 1)?;
         sum = Some(match sum.take() {
             None => p,
@@ -376,21 +402,42 @@ where
     Ok((sum / opts.passes() as f64)?)
 }
 
+/// The mean over all passes of the softmax maps `(B, K, H, W)` (mmseg's `aug_test` score map;
+/// with one pass, the softmax of its logits).
+pub fn predict_probabilities<F, E>(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: F,
+) -> std::result::Result<Tensor, E>
+where
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
+{
+    with_model(model, |m| mean_probabilities(pixels, opts, m))
+}
+
 /// Logits `(B, K, H, W)` at the input size: with one pass, the window logits resized to the input
 /// (mmseg's `inference` before its softmax); with several, the log of the mean softmax map (whose
 /// softmax and argmax are `aug_test`'s).
-pub fn predict<F>(pixels: &Tensor, opts: &InferenceOptions, model: F) -> Result<Tensor>
+pub fn predict<F, E>(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: F,
+) -> std::result::Result<Tensor, E>
 where
-    F: Fn(&Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
 {
-    if opts.passes() == 1 {
+    with_model(model, |m| {
+        if opts.passes() != 1 {
+            let probs = mean_probabilities(pixels, opts, m)?;
+            return Ok(probs.clamp(f32::MIN_POSITIVE, 1f32)?.log()?);
+        }
         let mut out = None;
-        for_each_pass(pixels, opts, &model, |logits| {
+        for_each_pass(pixels, opts, m, |logits| {
             out = Some(logits);
             Ok(())
         })?;
-        return out.ok_or_else(|| Error::option("ratios", "no pass was run"));
-    }
-    let probs = predict_probabilities(pixels, opts, model)?;
-    Ok(probs.clamp(f32::MIN_POSITIVE, 1f32)?.log()?)
+        out.ok_or_else(|| Error::option("ratios", "no pass was run"))
+    })
 }
