@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
 use dinoreg_heads::segmentation::{
-    center_pad_amounts, predict, predict_probabilities, rescaled_size, slide_windows, train_probe,
-    window_logits, BnHead, ClassSet, ConfusionMatrix, EpochStats, InferenceOptions, ProbeConfig,
-    Sample, SplitMix64, TrainObserver, TrainOptions, Window,
+    center_pad_amounts, legend_entries, overlay, predict, predict_probabilities, rescaled_size,
+    slide_windows, train_probe, window_logits, BnHead, ClassSet, ConfusionMatrix, EpochStats,
+    InferenceOptions, OverlayOptions, ProbeConfig, Sample, SplitMix64, TrainObserver, TrainOptions,
+    Window,
 };
 use dinoreg_heads::{Error, FeatureMaps, Head, TensorStore};
 use serde_json::Value;
@@ -510,5 +511,45 @@ fn training_refuses_bad_labels_and_pairs() -> Result {
     )
     .unwrap_err();
     assert!(err.to_string().contains("16 channels"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn overlay_blends_colours_and_draws_a_legend() -> Result {
+    let classes = ClassSet::parse("sky #0000ff\ngrass #00ff00\nunused #ff0000\n")?;
+    let (h, w) = (4, 5);
+    let rgb = vec![100u8; 3 * h * w];
+    let labels: Vec<u32> = (0..h * w).map(|i| u32::from(i >= 15)).collect();
+    let entries = legend_entries(&labels, &classes);
+    assert_eq!(entries.len(), 2, "only classes present");
+    assert_eq!(
+        (entries[0].name.as_str(), entries[0].fraction),
+        ("sky", 0.75)
+    );
+    let plain = overlay(
+        &rgb,
+        (h, w),
+        &labels,
+        &classes,
+        &OverlayOptions::default().with_legend(false),
+    )?;
+    assert_eq!((plain.width, plain.height), (w, h));
+    // alpha 0.6: 0.4 * 100 + 0.6 * 255 = 193 on the blue channel of a sky pixel.
+    assert_eq!(&plain.data[..3], &[40, 40, 193]);
+    let with_legend = overlay(&rgb, (h, w), &labels, &classes, &OverlayOptions::default())?;
+    assert!(with_legend.width > w && with_legend.height >= h);
+    // The legend's first swatch is sky blue.
+    let x = w + 4 + 2;
+    let i = 3 * (6 * with_legend.width + x);
+    assert_eq!(&with_legend.data[i..i + 3], &[0, 0, 255]);
+    let err = overlay(
+        &rgb[..5],
+        (h, w),
+        &labels,
+        &classes,
+        &OverlayOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("image bytes"), "{err}");
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! input size; labels `(B, H, W)` integers with 255 ignored.
 
 mod bn_head;
+mod font;
 mod head_file;
 mod inference;
 mod interp;
@@ -14,6 +15,7 @@ mod metrics;
 mod palette;
 mod rng;
 mod train;
+mod visualize;
 
 pub use bn_head::{BnHead, BnHeadParams, BN_EPS};
 pub use head_file::{read_head_metadata, HeadMetadata, METADATA_KEY};
@@ -28,3 +30,4 @@ pub use train::{
     evaluate, train_probe, EpochStats, ProbeConfig, Sample, StepStats, TrainObserver, TrainOptions,
     TrainedProbe,
 };
+pub use visualize::{legend_entries, overlay, LegendEntry, OverlayOptions, RgbCanvas};
