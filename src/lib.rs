@@ -20,6 +20,7 @@ pub mod output;
 pub mod pos_embed;
 pub mod preprocess;
 pub mod retrieval;
+pub mod viz;
 pub mod weights;
 
 pub use backbone::{align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone};

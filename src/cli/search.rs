@@ -1,10 +1,131 @@
-//! `dinoreg search` (being written).
+//! `dinoreg search`: the K nearest images of an embedding folder (made by `dinoreg embed`) to a query
+//! image, embedded with the model and descriptor recorded in the folder's `index.json`, or to one of
+//! its rows. Cosine similarity; exact by default, `--approximate` uses (building once) `hnsw.bin`.
+
+use std::path::PathBuf;
+
+use dinoreg::retrieval::{ApproxIndex, ApproxOptions, Descriptor, EmbeddingIndex, Hit};
+use serde_json::json;
+
+use super::common::{ModelArgs, ModelSource};
 
 /// Arguments of `dinoreg search`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The embedding folder written by `dinoreg embed`.
+    #[arg(long)]
+    index: PathBuf,
+    /// The query image.
+    #[arg(
+        long,
+        short = 'i',
+        conflicts_with = "row",
+        required_unless_present = "row"
+    )]
+    image: Option<PathBuf>,
+    /// Query with this row of the index (0-based; the row itself is left out of the results).
+    #[arg(long)]
+    row: Option<usize>,
+    /// How many results.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Use the approximate (HNSW) index, building and saving it beside the embeddings when missing.
+    #[arg(long)]
+    approximate: bool,
+    /// Device for embedding the query image: `cpu`, `cuda` or `cuda:N`.
+    #[arg(long)]
+    device: Option<String>,
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dinoreg search` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.top == 0 {
+        anyhow::bail!("invalid --top 0: expected at least 1");
+    }
+    let index = EmbeddingIndex::open(&args.index)?;
+    let approx = if args.approximate {
+        Some(ApproxIndex::open_or_build(
+            &args.index,
+            &index,
+            &ApproxOptions::default(),
+        )?)
+    } else {
+        None
+    };
+    let (query, hits) = match (&args.image, args.row) {
+        (_, Some(row)) => {
+            let hits = match &approx {
+                Some(a) => a.search_row(&index, row, args.top)?,
+                None => index.search_row(row, args.top)?,
+            };
+            // The search checked the row.
+            let path = index
+                .embeddings()
+                .paths
+                .get(row)
+                .cloned()
+                .unwrap_or_default();
+            (format!("row {row} ({path})"), hits)
+        }
+        (Some(image), None) => {
+            let vector = embed_query(&index, image, args.device.clone())?;
+            let hits = match &approx {
+                Some(a) => a.search(&index, &vector, args.top)?,
+                None => index.search(&vector, args.top)?,
+            };
+            (image.display().to_string(), hits)
+        }
+        (None, None) => anyhow::bail!("give --image FILE or --row N"),
+    };
+    print_hits(&query, &hits, args.json)
+}
+
+/// Embeds `image` as the index's rows were embedded.
+fn embed_query(
+    index: &EmbeddingIndex,
+    image: &std::path::Path,
+    device: Option<String>,
+) -> anyhow::Result<Vec<f32>> {
+    let meta = index.meta();
+    let descriptor: Descriptor = meta.descriptor.parse()?;
+    let source = ModelSource::resolve(&ModelArgs {
+        model: meta.model.clone(),
+        device,
+    })?;
+    let model = source.model()?;
+    let pixels = source.processor.pixels(image, model.device())?;
+    let vector = descriptor
+        .describe(&model, &pixels)?
+        .get(0)?
+        .to_vec1::<f32>()?;
+    Ok(vector)
+}
+
+fn print_hits(query: &str, hits: &[Hit], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let results: Vec<_> = hits
+            .iter()
+            .enumerate()
+            .map(|(rank, h)| json!({"rank": rank + 1, "row": h.row, "path": h.path, "score": h.score}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"query": query, "results": results}))?
+        );
+        return Ok(());
+    }
+    println!("nearest to {query}:");
+    for (rank, h) in hits.iter().enumerate() {
+        println!(
+            "{:>3}. {:.4}  {}  (row {})",
+            rank + 1,
+            h.score,
+            h.path,
+            h.row
+        );
+    }
+    Ok(())
 }

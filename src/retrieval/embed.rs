@@ -178,7 +178,7 @@ impl<'a> EmbedJob<'a> {
                         .map(|p| {
                             (
                                 (*p).clone(),
-                                processor.load(p.as_str()).map_err(|e| e.to_string()),
+                                processor.load(p.as_str()).map_err(skip_reason),
                             )
                         })
                         .collect();
@@ -373,4 +373,12 @@ fn job_items(images: &[PathBuf], shard: Option<Shard>) -> Result<Vec<String>> {
         items = items[range].to_vec();
     }
     Ok(items)
+}
+
+/// The one-line reason an image is skipped (the path is listed beside it).
+fn skip_reason(e: Error) -> String {
+    match e {
+        Error::Image { reason, .. } => reason,
+        other => other.to_string(),
+    }
 }

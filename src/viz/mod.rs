@@ -1,0 +1,24 @@
+//! Feature pictures: the DINOv2 PCA picture of patch features and the registers paper's attention and
+//! token-norm maps, drawn at the image's size over dense inputs (aspect kept, sides multiples of the
+//! patch size).
+//!
+//! - [`pca`]: the first three principal components of the patch features as RGB (joint over several
+//!   images, optional foreground thresholding on the first component);
+//! - [`attention`]: the last layer's CLS (and register) attention per head, the norms of the output
+//!   patch tokens and the share of high-norm artifact tokens;
+//! - [`heatmap`]: resampling patch maps onto the image, a viridis colour map, blending;
+//! - [`render`]: from image files to those pictures.
+
+pub mod attention;
+pub mod heatmap;
+pub mod pca;
+pub mod render;
+
+pub use attention::{
+    attention_maps, AttentionMaps, AttentionOptions, NormMap, NormSource, DEFAULT_NORM_THRESHOLD,
+};
+pub use heatmap::Interpolation;
+pub use pca::{pca_rgb, Foreground, ForegroundSide, PcaMap, PcaOptions};
+pub use render::{
+    attention_pictures, pca_pictures, picture_options, AttentionPictures, DenseImage,
+};

@@ -1,0 +1,201 @@
+//! From image files to pictures: dense preprocessing (aspect kept, sides multiples of the patch size),
+//! the model's patch tokens, and the PCA and attention pictures at the image's size.
+//!
+//! Shapes: one image at a time `(1, 3, H, W)` (images of different sizes make different grids);
+//! patch tokens `(h·w, D)` of `last_hidden_state` (final LayerNorm applied, CLS and registers dropped).
+
+use std::path::Path;
+
+use candle::Device;
+use image::{Rgb, RgbImage};
+use ndarray::{Array2, Axis};
+
+use super::attention::{attention_maps, AttentionMaps, AttentionOptions};
+use super::heatmap::{blend, heatmap, rgb_image, to_image, Interpolation};
+use super::pca::{pca_rgb, PcaOptions};
+use crate::model::Dinov2Model;
+use crate::npy::{array_to_tensor, tensor_to_array};
+use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple};
+use crate::{Error, Result};
+
+/// Dense options for pictures of a model with patch size `patch`: short side `short_side` (None keeps
+/// the size), sides rounded to the nearest multiple of the patch (no padding tokens in the statistics).
+pub fn picture_options(patch: usize, short_side: Option<u32>) -> DenseOptions {
+    DenseOptions::default()
+        .with_patch_size(patch as u32)
+        .with_short_side(short_side)
+        .with_multiple(Multiple::Resize)
+}
+
+/// A decoded image with its dense model input.
+#[derive(Debug, Clone)]
+pub struct DenseImage {
+    /// The decoded RGB image.
+    pub image: RgbImage,
+    /// The model input `(1, 3, H, W)`.
+    pub pixels: candle::Tensor,
+    /// How the input maps back to the image.
+    pub meta: DenseMeta,
+}
+
+impl DenseImage {
+    /// Decodes `path` and preprocesses it with `options` onto `device`.
+    pub fn load(
+        processor: &ImageProcessor,
+        path: impl AsRef<Path>,
+        options: &DenseOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        let image = processor.read(path)?;
+        let (array, meta) = processor.dense(&image, options)?;
+        let pixels = array_to_tensor(array.insert_axis(Axis(0)).into_dyn(), device)?;
+        Ok(Self {
+            image,
+            pixels,
+            meta,
+        })
+    }
+}
+
+/// The patch tokens `(h·w, D)` of one image and its grid `(h, w)`.
+pub fn patch_tokens(
+    model: &Dinov2Model,
+    pixels: &candle::Tensor,
+) -> Result<(Array2<f32>, (usize, usize))> {
+    let out = model.forward(pixels)?;
+    let (h, w) = out.grid;
+    let r = model.config().num_register_tokens;
+    let tokens = out.last_hidden_state.get(0)?.narrow(0, 1 + r, h * w)?;
+    let array = tensor_to_array(&tokens)?
+        .into_dimensionality()
+        .map_err(|e| Error::input("patch tokens", e.to_string()))?;
+    Ok((array, (h, w)))
+}
+
+/// PCA pictures of `images` with one PCA fitted on all of them, each at its image's size.
+pub fn pca_pictures(
+    model: &Dinov2Model,
+    images: &[DenseImage],
+    opts: &PcaOptions,
+    interp: Interpolation,
+) -> Result<Vec<RgbImage>> {
+    let tokens = images
+        .iter()
+        .map(|im| patch_tokens(model, &im.pixels))
+        .collect::<Result<Vec<_>>>()?;
+    let views: Vec<_> = tokens.iter().map(|(t, _)| t.view()).collect();
+    let grids: Vec<_> = tokens.iter().map(|(_, g)| *g).collect();
+    let maps = pca_rgb(&views, &grids, opts)?;
+    images
+        .iter()
+        .zip(maps)
+        .map(|(im, map)| {
+            Ok(rgb_image(
+                to_image(map.rgb.view(), &im.meta, interp)?.view(),
+            ))
+        })
+        .collect()
+}
+
+/// The attention pictures of one image.
+#[derive(Debug, Clone)]
+pub struct AttentionPictures {
+    /// The maps they were drawn from.
+    pub maps: AttentionMaps,
+    /// Per head: its CLS attention over the image.
+    pub heads: Vec<RgbImage>,
+    /// The CLS attention averaged over heads, over the image.
+    pub mean: RgbImage,
+    /// Per register: its attention (mean over heads) over the image.
+    pub registers: Vec<RgbImage>,
+    /// The patch-token norms, high-norm patches tinted red.
+    pub norms: RgbImage,
+}
+
+/// Weight of the heatmap over the photograph.
+const OVERLAY_ALPHA: f32 = 0.6;
+
+/// Runs the model on one image and draws its attention and norm pictures at the image's size.
+pub fn attention_pictures(
+    model: &Dinov2Model,
+    image: &DenseImage,
+    opts: &AttentionOptions,
+    interp: Interpolation,
+) -> Result<AttentionPictures> {
+    let maps = attention_maps(model, &image.pixels, opts)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input("image", "the model returned no attention"))?;
+    let over = |map: ndarray::ArrayView2<'_, f32>| {
+        blend(
+            &image.image,
+            &heatmap(map, &image.meta, interp)?,
+            OVERLAY_ALPHA,
+        )
+    };
+    let heads = maps
+        .cls
+        .outer_iter()
+        .map(over)
+        .collect::<Result<Vec<_>>>()?;
+    let mean = over(maps.cls.mean_axis(Axis(0)).unwrap_or_default().view())?;
+    let registers = maps
+        .registers
+        .outer_iter()
+        .map(over)
+        .collect::<Result<Vec<_>>>()?;
+    let norms = heatmap(maps.norms.norms.view(), &image.meta, interp)?;
+    let high = maps
+        .norms
+        .high
+        .mapv(|h| if h { 1.0f32 } else { 0.0 })
+        .insert_axis(Axis(0));
+    let mask = to_image(high.view(), &image.meta, Interpolation::Nearest)?;
+    let red = RgbImage::from_pixel(norms.width(), norms.height(), Rgb([255, 0, 0]));
+    let tinted = blend(&norms, &red, 0.6)?;
+    let norms = RgbImage::from_fn(norms.width(), norms.height(), |x, y| {
+        if mask[[0, y as usize, x as usize]] > 0.5 {
+            *tinted.get_pixel(x, y)
+        } else {
+            *norms.get_pixel(x, y)
+        }
+    });
+    Ok(AttentionPictures {
+        maps,
+        heads,
+        mean,
+        registers,
+        norms,
+    })
+}
+
+/// File-name stems for the pictures of `paths`: each file's stem, with `-N` added where two files share
+/// one (N its position in `paths`).
+pub fn unique_stems(paths: &[std::path::PathBuf]) -> Vec<String> {
+    let stem = |p: &std::path::PathBuf| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into())
+    };
+    let stems: Vec<String> = paths.iter().map(stem).collect();
+    stems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if stems.iter().filter(|t| *t == s).count() > 1 {
+                format!("{s}-{i}")
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
+/// Saves `image` as a PNG at `path`, atomically ([`crate::output::write_with`]).
+pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
+    crate::output::write_with(path, |tmp| {
+        image
+            .save_with_format(tmp, image::ImageFormat::Png)
+            .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))
+    })
+}
