@@ -302,3 +302,77 @@ fn descriptor_names_round_trip() {
     assert!("gem:0".parse::<Descriptor>().is_err());
     assert!("max".parse::<Descriptor>().is_err());
 }
+
+/// Runs the `dinoreg` binary; returns stdout, failing the test on a non-zero status.
+fn dinoreg(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dinoreg"))
+        .args(args)
+        .output()
+        .expect("run dinoreg");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "dinoreg {args:?} failed: {}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn embed_and_search_commands() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let images = tmp.path().join("images");
+    collection(&images);
+    let (model, out) = (format!("{FIXTURES}/model"), tmp.path().join("index"));
+    let (images, out_s) = (
+        images.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+    );
+    let base = [
+        "embed",
+        "--model",
+        &model,
+        "--images",
+        images,
+        "--output",
+        out_s,
+        "--batch-size",
+        "2",
+    ];
+    let first = dinoreg(&[&base[..], &["--max-batches", "1"]].concat());
+    assert!(first.contains("run the same command again"), "{first}");
+    let second = dinoreg(&[&base[..], &["--approximate"]].concat());
+    assert!(
+        second.contains("1 skipped") && out.join("hnsw.bin").is_file(),
+        "{second}"
+    );
+
+    let json = dinoreg(&[
+        "search",
+        "--index",
+        out_s,
+        "--image",
+        &format!("{IMAGES}/coffee.png"),
+        "--top",
+        "2",
+        "--json",
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let top = &value["results"][0];
+    assert!(
+        top["path"].as_str().expect("path").ends_with("coffee.png"),
+        "{json}"
+    );
+    assert!(top["score"].as_f64().expect("score") > 0.9999);
+    let text = dinoreg(&[
+        "search",
+        "--index",
+        out_s,
+        "--row",
+        "1",
+        "--top",
+        "1",
+        "--approximate",
+    ]);
+    assert!(text.contains("chelsea_copy.png"), "{text}");
+}

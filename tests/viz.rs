@@ -228,3 +228,64 @@ fn patch_maps_land_on_their_image_pixels() {
     )
     .is_err());
 }
+
+#[test]
+fn pca_and_attention_commands_write_pictures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dinoreg"))
+            .args(args)
+            .output()
+            .expect("run dinoreg");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let chelsea = format!("{IMAGES}/chelsea.png");
+    let out = tmp.path().to_str().expect("utf-8");
+    let pca = format!("{out}/pca.png");
+    run(&[
+        "pca",
+        "--model",
+        MODEL,
+        "--image",
+        &chelsea,
+        "--short-side",
+        "56",
+        "--output",
+        &pca,
+    ]);
+    let picture = image::open(&pca).expect("png");
+    assert_eq!((picture.width(), picture.height()), (451, 300));
+
+    let text = run(&[
+        "attention",
+        "--model",
+        MODEL,
+        "--image",
+        &chelsea,
+        "--short-side",
+        "56",
+        "--registers",
+        "--threshold",
+        "6",
+        "--output",
+        out,
+    ]);
+    assert!(text.contains("patch tokens"), "{text}");
+    for name in ["attn_head3", "attn_mean", "norms", "reg3"] {
+        assert!(
+            tmp.path().join(format!("chelsea_{name}.png")).is_file(),
+            "{name}"
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("chelsea_attention.json")).expect("json"),
+    )
+    .expect("json");
+    assert_eq!(summary["patch_tokens"], 24);
+    assert!(summary["high_norm_share"].as_f64().expect("share") > 0.0);
+}
