@@ -10,6 +10,9 @@
 //! - Once every image is done, the journal is consolidated into `embeddings.npy` / `paths.txt` /
 //!   `skipped.txt` (in the order of the image list) and compacted to one chunk.
 //!
+//! One job at a time per output folder (a second process would see the first one's unfinished chunk
+//! as left over by an interruption).
+//!
 //! Shapes: each batch `(B, 3, H, W)` → `(B, D')`; batches of mixed input sizes (center crop off) are run
 //! per size.
 
