@@ -211,3 +211,58 @@ fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
         out,
     ))
 }
+
+/// Infers the config of a checkpoint that comes without a `config.json` (an original
+/// facebookresearch or Depth-Anything-V2 `.pth`) from its tensor shapes: width, depth, patch size,
+/// stored grid, registers (none means plain `dinov2`), and SwiGLU or MLP width. Heads are taken as
+/// `width / 64`, as in every published DINOv2.
+pub fn infer_config(weights: &BackboneWeights) -> Result<crate::Dinov2Config> {
+    let store = &weights.store;
+    let p = &weights.prefix;
+    let shape = |name: &str| store.shape(&format!("{p}{name}"));
+    let missing = |name: &str| dinoreg_heads::Error::MissingTensor {
+        source_name: store.source_name().to_string(),
+        name: format!("{p}{name}"),
+        expected: None,
+    };
+    let patch = shape("embeddings.patch_embeddings.projection.weight")
+        .ok_or_else(|| missing("embeddings.patch_embeddings.projection.weight"))?;
+    let [d, c, ph, _] = patch[..] else {
+        return Err(Error::input("checkpoint", format!("patch projection has shape {patch:?}, expected (D, C, p, p)")));
+    };
+    let pos = shape("embeddings.position_embeddings").ok_or_else(|| missing("embeddings.position_embeddings"))?;
+    let positions = pos.get(1).copied().unwrap_or(1).saturating_sub(1);
+    let grid = (positions as f64).sqrt().round() as usize;
+    if grid * grid != positions {
+        return Err(Error::input(
+            "checkpoint",
+            format!("position table has {positions} patch entries, which is not a square grid"),
+        ));
+    }
+    let layers = (0..).take_while(|i| shape(&format!("encoder.layer.{i}.norm1.weight")).is_some()).count();
+    let registers = shape("embeddings.register_tokens").and_then(|s| s.get(1).copied()).unwrap_or(0);
+    let swiglu = shape("encoder.layer.0.mlp.weights_in.weight").is_some();
+    let mut cfg = crate::Dinov2Config {
+        model_type: if registers > 0 {
+            crate::ModelType::Dinov2WithRegisters
+        } else {
+            crate::ModelType::Dinov2
+        },
+        hidden_size: d,
+        num_hidden_layers: layers,
+        num_attention_heads: (d / 64).max(1),
+        num_channels: c,
+        patch_size: ph,
+        image_size: grid * ph,
+        num_register_tokens: registers,
+        use_swiglu_ffn: swiglu,
+        ..crate::Dinov2Config::default()
+    };
+    if !swiglu {
+        if let Some(fc1) = shape("encoder.layer.0.mlp.fc1.weight") {
+            cfg.mlp_ratio = fc1[0] as f64 / d as f64;
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -285,3 +285,24 @@ fn failed_run_keeps_existing_output() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "temporary files left behind");
 }
+
+#[test]
+fn depth_from_pixels_matches_hf() {
+    let io = load_expected("depth/da_relative/io.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let px = dir.path().join("px.npy");
+    dinoreg::npy::write_tensor(&px, &io["pixel_values"]).unwrap();
+    let out = dir.path().join("depth.npy");
+    let model = fixture("depth/da_relative");
+    ok(&dinoreg(&["depth", "--model", s(&model), "--pixels", s(&px), "--output", s(&out)]));
+    let got = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
+    assert_close("depth", &got, &io["predicted_depth"], TOL);
+    let png = dir.path().join("depth.png");
+    // A small model input (the tiny fixture has 4-pixel patches) keeps the test fast.
+    ok(&dinoreg(&[
+        "depth", "--model", s(&model), "--image", &image("chelsea.png"), "--input-size", "56", "--output", s(&png),
+    ]));
+    let picture = image::open(&png).unwrap();
+    // The picture is at the image's own size.
+    assert_eq!((picture.width(), picture.height()), (451, 300));
+}

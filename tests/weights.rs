@@ -92,3 +92,22 @@ fn half_precision_weights_load_as_f32() {
         check(&fixture("model/reg4/config.json"), &[path], 5e-2);
     }
 }
+
+#[test]
+fn config_inferred_from_a_bare_pth() {
+    let weights = dinoreg::weights::open_backbone(&[fixture("model/reg4/model.pth")]).unwrap();
+    let mut inferred = dinoreg::weights::infer_config(&weights).unwrap();
+    let cfg = dinoreg::Dinov2Config::from_file(fixture("model/reg4/config.json")).unwrap();
+    assert_eq!(
+        (inferred.hidden_size, inferred.num_hidden_layers, inferred.patch_size, inferred.image_size),
+        (cfg.hidden_size, cfg.num_hidden_layers, cfg.patch_size, cfg.image_size)
+    );
+    assert_eq!(inferred.num_register_tokens, 4);
+    assert_eq!(inferred.mlp_ratio, 4.0);
+    // The fixture's heads (4 of width 8) are not the published width 64: set them, then run.
+    inferred.num_attention_heads = cfg.num_attention_heads;
+    let model = Dinov2Model::from_weights(inferred, &weights, &LoadOptions::default()).unwrap();
+    let exp = load_expected("model/reg4/expected.safetensors");
+    let out = model.forward(&exp["updown.pixel_values"]).unwrap();
+    assert_close("inferred", &out.last_hidden_state, &exp["updown.last_hidden_state"], TOL);
+}

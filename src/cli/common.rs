@@ -16,8 +16,9 @@ use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 /// `--model` and `--device`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// A local model folder (config.json + weights) or a Hub id such as
-    /// facebook/dinov2-with-registers-small (downloaded once into the Hugging Face cache).
+    /// A local model folder (config.json + weights), a Hub id such as
+    /// facebook/dinov2-with-registers-small (downloaded once into the Hugging Face cache), or a bare
+    /// original .pth checkpoint (config inferred from its tensors).
     #[arg(long, short = 'm')]
     pub model: String,
     /// Device: `cpu`, `cuda` or `cuda:N` (default: CUDA when built with it and available, else CPU).
@@ -66,23 +67,46 @@ pub struct ModelSource {
     pub processor: ImageProcessor,
     /// Device and dtype.
     pub load: LoadOptions,
+    /// True when `--model` was a bare checkpoint file whose config was inferred from its tensors.
+    pub config_inferred: bool,
 }
 
 impl ModelSource {
     /// Resolves `--model` (downloading it when it is a Hub id not yet cached).
     pub fn resolve(args: &ModelArgs) -> anyhow::Result<Self> {
+        let load = LoadOptions::default().with_device(device(args.device.as_deref())?);
+        let path = Path::new(&args.model);
+        if path.is_file() {
+            // A bare checkpoint (an original facebookresearch or Depth-Anything-V2 .pth): the config
+            // comes from its tensor shapes.
+            let weights = open_backbone(&[path.to_path_buf()])?;
+            let config = dinoreg::weights::infer_config(&weights)?;
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            return Ok(Self {
+                files: ModelFiles {
+                    dir,
+                    config: path.to_path_buf(),
+                    weights: vec![path.to_path_buf()],
+                    preprocessor: None,
+                },
+                config,
+                processor: ImageProcessor::default(),
+                load,
+                config_inferred: true,
+            });
+        }
         let files = resolve_model(&args.model)?;
         let config = Dinov2Config::from_file(&files.config)?;
         let processor = match &files.preprocessor {
             Some(p) => ImageProcessor::from_file(p)?,
             None => ImageProcessor::default(),
         };
-        let load = LoadOptions::default().with_device(device(args.device.as_deref())?);
         Ok(Self {
             files,
             config,
             processor,
             load,
+            config_inferred: false,
         })
     }
 

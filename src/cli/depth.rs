@@ -120,7 +120,9 @@ fn load(args: &Args, source: &ModelSource) -> anyhow::Result<Depther> {
     let patch = source.config.patch_size;
     let width = source.config.hidden_size;
     let da = Some(args.input_size);
-    let Some(path) = &args.head else {
+    // A bare Depth-Anything-V2 .pth given as --model carries its own head.
+    let own_head = source.config_inferred.then(|| source.files.weights[0].clone());
+    let Some(path) = args.head.as_ref().or(own_head.as_ref()) else {
         if args.min_depth.is_some() {
             bail!("--min-depth applies to dinov2's heads (--head FILE) only");
         }
