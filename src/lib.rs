@@ -7,12 +7,14 @@
 
 pub mod backbone;
 pub mod classify;
+pub mod colormap;
 pub mod config;
 pub mod embeddings;
 pub mod error;
 pub mod hub;
 pub mod image_io;
 pub mod intermediates;
+mod kernels;
 pub mod layers;
 pub mod model;
 pub mod npy;
@@ -33,6 +35,7 @@ pub use image_io::{AlphaMode, DecodeLimits};
 pub use intermediates::{
     Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
 };
+pub use kernels::profile;
 pub use model::{Dinov2Model, ForwardOptions, LoadOptions, ModelOutput};
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
 

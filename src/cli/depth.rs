@@ -31,6 +31,8 @@ use dinoreg::weights::open_backbone;
 use dinoreg::Dinov2Model;
 use ndarray::Axis;
 
+use dinoreg::colormap::Colormap;
+
 use super::common::{expand_images, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource};
 
 /// Arguments of `dinoreg depth`.
@@ -121,7 +123,9 @@ fn load(args: &Args, source: &ModelSource) -> anyhow::Result<Depther> {
     let width = source.config.hidden_size;
     let da = Some(args.input_size);
     // A bare Depth-Anything-V2 .pth given as --model carries its own head.
-    let own_head = source.config_inferred.then(|| source.files.weights[0].clone());
+    let own_head = source
+        .config_inferred
+        .then(|| source.files.weights[0].clone());
     let Some(path) = args.head.as_ref().or(own_head.as_ref()) else {
         if args.min_depth.is_some() {
             bail!("--min-depth applies to dinov2's heads (--head FILE) only");
@@ -415,48 +419,10 @@ fn write_png(
                 .context("depth buffer size")?;
             image.save_with_format(tmp, image::ImageFormat::Png)?;
         } else {
-            let raw: Vec<u8> = unit.flat_map(inferno).collect();
+            let raw: Vec<u8> = unit.flat_map(|t| Colormap::Inferno.color(t)).collect();
             let image = image::RgbImage::from_raw(w32, h32, raw).context("depth buffer size")?;
             image.save_with_format(tmp, image::ImageFormat::Png)?;
         }
         Ok(())
     })
-}
-
-/// matplotlib's inferno (CC0) at indices 0, 16, …, 240 and 255 of its 256 entries.
-const INFERNO: [[f32; 3]; 17] = [
-    [0.001462, 0.000466, 0.013866],
-    [0.042253, 0.028139, 0.141141],
-    [0.129285, 0.047293, 0.290788],
-    [0.238273, 0.036621, 0.396353],
-    [0.341500, 0.062325, 0.429425],
-    [0.441207, 0.099338, 0.431594],
-    [0.540920, 0.134729, 0.415123],
-    [0.640135, 0.171438, 0.381065],
-    [0.735683, 0.215906, 0.330245],
-    [0.822386, 0.275197, 0.266085],
-    [0.894305, 0.353399, 0.193584],
-    [0.946965, 0.449191, 0.115272],
-    [0.978422, 0.557937, 0.034931],
-    [0.987874, 0.675267, 0.065257],
-    [0.974638, 0.797692, 0.206332],
-    [0.947594, 0.917399, 0.410665],
-    [0.988362, 0.998364, 0.644924],
-];
-
-/// The inferno colour of `t` in `[0, 1]`, linearly between the key colours.
-fn inferno(t: f32) -> [u8; 3] {
-    let x = t.clamp(0.0, 1.0) * 255.0;
-    let k = ((x / 16.0) as usize).min(15);
-    let (lo, hi) = (
-        (k * 16) as f32,
-        if k == 15 {
-            255.0
-        } else {
-            ((k + 1) * 16) as f32
-        },
-    );
-    let f = (x - lo) / (hi - lo);
-    let (a, b) = (INFERNO[k], INFERNO[k + 1]);
-    [0, 1, 2].map(|c| ((a[c] + f * (b[c] - a[c])) * 255.0).round() as u8)
 }

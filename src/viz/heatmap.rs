@@ -95,31 +95,9 @@ pub fn normalize(values: ArrayView2<'_, f32>) -> Array2<f32> {
     values.mapv(|v| if span > 0.0 { (v - lo) / span } else { 0.0 })
 }
 
-/// Matplotlib's viridis at nine evenly spaced points.
-const VIRIDIS: [[f32; 3]; 9] = [
-    [68.0, 1.0, 84.0],
-    [71.0, 44.0, 122.0],
-    [59.0, 81.0, 139.0],
-    [44.0, 113.0, 142.0],
-    [33.0, 144.0, 141.0],
-    [39.0, 173.0, 129.0],
-    [92.0, 200.0, 99.0],
-    [170.0, 220.0, 50.0],
-    [253.0, 231.0, 37.0],
-];
-
 /// The viridis colour of `t` in `[0, 1]` (clamped).
 pub fn viridis(t: f32) -> [u8; 3] {
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let s = t * (VIRIDIS.len() - 1) as f32;
-    let i = (s.floor() as usize).min(VIRIDIS.len() - 2);
-    let f = s - i as f32;
-    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
-    [0, 1, 2].map(|k| (a[k] + (b[k] - a[k]) * f).round() as u8)
+    crate::colormap::Colormap::Viridis.color(t)
 }
 
 /// A `(H, W)` map of values in `[0, 1]` as a viridis picture.
