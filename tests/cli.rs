@@ -306,3 +306,62 @@ fn depth_from_pixels_matches_hf() {
     // The picture is at the image's own size.
     assert_eq!((picture.width(), picture.height()), (451, 300));
 }
+
+/// Writes `n` 32x32 images of a coloured square on a two-tone background and their label maps
+/// (0 background, 1 square, 255 one ignored corner).
+fn shapes_dataset(root: &Path, n: usize) -> (PathBuf, PathBuf) {
+    let (images, labels) = (root.join("images"), root.join("labels"));
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&labels).unwrap();
+    for i in 0..n {
+        let (x0, y0) = (2 + (i * 5) % 12, 3 + (i * 7) % 12);
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let inside = (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
+            if inside {
+                image::Rgb([220, 40, 40])
+            } else if (x / 4 + y / 4) % 2 == 0 {
+                image::Rgb([40, 90, 200])
+            } else {
+                image::Rgb([60, 120, 60])
+            }
+        });
+        let lab = image::GrayImage::from_fn(32, 32, |x, y| {
+            let inside = (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
+            image::Luma([if x < 2 && y < 2 { 255 } else { inside as u8 }])
+        });
+        img.save(images.join(format!("s{i}.png"))).unwrap();
+        lab.save(labels.join(format!("s{i}.png"))).unwrap();
+    }
+    (images, labels)
+}
+
+#[test]
+fn train_seg_then_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = shapes_dataset(dir.path(), 8);
+    let head = dir.path().join("head.safetensors");
+    let reg4 = model_dir("reg4");
+    let stdout = ok(&dinoreg(&[
+        "train-seg", "--model", &reg4, "--images", s(&images), "--labels", s(&labels), "--num-classes", "2",
+        "--size", "32", "--epochs", "15", "--seed", "1", "--output", s(&head),
+    ]));
+    assert!(stdout.to_lowercase().contains("miou"), "{stdout}");
+    let logits = dir.path().join("logits.npy");
+    let one = images.join("s0.png");
+    ok(&dinoreg(&[
+        "segment", "--model", &reg4, "--head", s(&head), "--image", s(&one), "--short-side", "0", "--crop", "0",
+        "--output", s(&logits),
+    ]));
+    let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
+    assert_eq!(got.dims(), &[1, 2, 32, 32]);
+    let overlay = dir.path().join("overlay.png");
+    ok(&dinoreg(&[
+        "segment", "--model", &reg4, "--head", s(&head), "--image", s(&one), "--short-side", "0", "--crop", "0",
+        "--output", s(&overlay),
+    ]));
+    assert!(image::open(&overlay).unwrap().width() >= 32);
+    fails_with(
+        &dinoreg(&["segment", "--model", &reg4, "--head", "/no/such/head.safetensors", "--image", s(&one), "--output", s(&logits)]),
+        "/no/such/head.safetensors",
+    );
+}

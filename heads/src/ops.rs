@@ -1,4 +1,4 @@
-//! Resampling shared by every head: bilinear resize with PyTorch's `F.interpolate(mode="bilinear",
+//! Resampling and padding shared by every head: dinov2's `CenterPadding`, and bilinear resize with PyTorch's `F.interpolate(mode="bilinear",
 //! align_corners=...)` semantics (no antialias), on `(B, C, H, W)` tensors.
 //!
 //! On the CPU this is a direct f32 kernel that follows ATen's source-index arithmetic; on other
@@ -88,6 +88,21 @@ pub fn upsample_bilinear(x: &Tensor, factor: usize, align_corners: bool) -> Resu
     resize_bilinear(x, (h * factor, w * factor), align_corners)
 }
 
+/// `(left, right)` zero padding of dinov2's `CenterPadding` for one side of `size` pixels.
+pub fn center_pad_amounts(size: usize, multiple: usize) -> (usize, usize) {
+    let pad = size.div_ceil(multiple) * multiple - size;
+    (pad / 2, pad - pad / 2)
+}
+
+/// Pads `x` `(B, C, H, W)` with zeros, centred, to multiples of `multiple` (dinov2's `CenterPadding`).
+pub fn center_pad(x: &Tensor, multiple: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (top, bottom) = center_pad_amounts(h, multiple);
+    let (left, right) = center_pad_amounts(w, multiple);
+    Ok(x.pad_with_zeros(2, top, bottom)?
+        .pad_with_zeros(3, left, right)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,7 +111,10 @@ mod tests {
     fn identity_and_corners() -> Result<()> {
         let x = Tensor::arange(0f32, 12., &Device::Cpu)?.reshape((1, 1, 3, 4))?;
         let same = resize_bilinear(&x, (3, 4), false)?;
-        assert_eq!(same.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
+        assert_eq!(
+            same.flatten_all()?.to_vec1::<f32>()?,
+            x.flatten_all()?.to_vec1::<f32>()?
+        );
         // align_corners=True keeps the corner values exactly.
         let up = resize_bilinear(&x, (5, 7), true)?;
         let v = up.flatten_all()?.to_vec1::<f32>()?;
@@ -112,7 +130,10 @@ mod tests {
         //   -> [0.0, 0.25, 0.75, 1.0]
         let x = Tensor::new(&[[[[0f32, 1.]]]], &Device::Cpu)?;
         let y = resize_bilinear(&x, (1, 4), false)?;
-        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![0.0, 0.25, 0.75, 1.0]);
+        assert_eq!(
+            y.flatten_all()?.to_vec1::<f32>()?,
+            vec![0.0, 0.25, 0.75, 1.0]
+        );
         Ok(())
     }
 }

@@ -228,3 +228,37 @@ pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> anyh
 pub fn write_npy(path: &Path, tensor: &Tensor) -> anyhow::Result<()> {
     Ok(dinoreg::npy::write_tensor(path, tensor)?)
 }
+
+/// Output files for several inputs: `path` itself for one input, else `<stem>_<input stem>.<ext>`
+/// beside it (with the input's index appended when two inputs share a stem).
+pub fn per_input_paths<'a>(
+    path: &Path,
+    names: impl ExactSizeIterator<Item = &'a str>,
+) -> Vec<PathBuf> {
+    if names.len() == 1 {
+        return vec![path.to_path_buf()];
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut used = std::collections::HashSet::new();
+    names
+        .enumerate()
+        .map(|(i, name)| {
+            let name = Path::new(name)
+                .file_stem()
+                .map(|n| n.to_string_lossy().replace(['[', ']'], ""))
+                .unwrap_or_else(|| i.to_string());
+            let mut file = format!("{stem}_{name}{ext}");
+            if !used.insert(file.clone()) {
+                file = format!("{stem}_{name}_{i}{ext}");
+            }
+            path.with_file_name(file)
+        })
+        .collect()
+}

@@ -10,7 +10,6 @@
 //! are used as they are (padded for dinov2's heads). Outputs: `.npy` raw depth `(B, H, W)` at the
 //! input size; `.png` a colour-mapped picture (inferno, near is bright), `--png16` 16-bit grayscale.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,7 +32,9 @@ use ndarray::Axis;
 
 use dinoreg::colormap::Colormap;
 
-use super::common::{expand_images, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource};
+use super::common::{
+    expand_images, per_input_paths, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource,
+};
 
 /// Arguments of `dinoreg depth`.
 #[derive(Debug, clap::Args)]
@@ -242,7 +243,7 @@ impl Depther {
         let (b, _, h, w) = pixels.dims4()?;
         let input = match self.lower_bound {
             Some(_) => pixels.clone(),
-            None => center_pad(pixels, self.patch)?,
+            None => dinoreg::heads::ops::center_pad(pixels, self.patch)?,
         };
         let depth = self.head.resize_output(&self.forward(&input)?, (h, w))?;
         (0..b)
@@ -287,14 +288,6 @@ impl Depther {
 
 /// Zero-pads `(B, C, H, W)` to multiples of `patch`, split evenly (extra row/column at the end), as
 /// dinov2's `CenterPadding` does.
-fn center_pad(pixels: &Tensor, patch: usize) -> anyhow::Result<Tensor> {
-    let (_, _, h, w) = pixels.dims4()?;
-    let (ph, pw) = (h.div_ceil(patch) * patch - h, w.div_ceil(patch) * patch - w);
-    Ok(pixels
-        .pad_with_zeros(2, ph / 2, ph - ph / 2)?
-        .pad_with_zeros(3, pw / 2, pw - pw / 2)?)
-}
-
 fn min_max(depth: &Tensor) -> anyhow::Result<(f32, f32)> {
     let flat = depth.flatten_all()?;
     Ok((
@@ -349,7 +342,11 @@ impl OutputFormat {
                 println!("wrote {}", path.display());
             }
             OutputFormat::Png { sixteen_bit } => {
-                for (target, p) in png_paths(path, predictions).iter().zip(predictions) {
+                for (target, p) in
+                    per_input_paths(path, predictions.iter().map(|p| p.name.as_str()))
+                        .iter()
+                        .zip(predictions)
+                {
                     let near_is_high = kind == DepthKind::Relative;
                     write_png(target, &p.depth, near_is_high, *sixteen_bit)?;
                     println!("wrote {}", target.display());
@@ -358,33 +355,6 @@ impl OutputFormat {
         }
         Ok(())
     }
-}
-
-/// `path` for one prediction; `<stem>_<image stem>.png` beside it for several (indexed if a name repeats).
-fn png_paths(path: &Path, predictions: &[Prediction]) -> Vec<PathBuf> {
-    if predictions.len() == 1 {
-        return vec![path.to_path_buf()];
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut used = HashSet::new();
-    predictions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let name = Path::new(&p.name)
-                .file_stem()
-                .map(|s| s.to_string_lossy().replace(['[', ']'], ""))
-                .unwrap_or_else(|| i.to_string());
-            let mut file = format!("{stem}_{name}.png");
-            if !used.insert(file.clone()) {
-                file = format!("{stem}_{name}_{i}.png");
-            }
-            path.with_file_name(file)
-        })
-        .collect()
 }
 
 /// Writes `depth` `(H, W)` as an image, min-max normalised so that near is bright: colours through

@@ -9,7 +9,6 @@
 //! log of the mean softmax); `.png` the class colours over the image with a legend of the classes
 //! present (also printed).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,7 +23,9 @@ use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGEN
 use dinoreg::Dinov2Model;
 use ndarray::Axis;
 
-use super::common::{expand_images, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource};
+use super::common::{
+    expand_images, per_input_paths, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource,
+};
 
 /// dinov2's two evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -190,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     if png {
-        let targets = png_paths(&args.output, &segmentations);
+        let targets = per_input_paths(&args.output, segmentations.iter().map(|s| s.name.as_str()));
         for (target, s) in targets.iter().zip(&segmentations) {
             write_overlay(target, s, &classes, args.alpha)?;
         }
@@ -359,31 +360,4 @@ fn write_overlay(
     })?;
     println!("wrote {}", path.display());
     Ok(())
-}
-
-/// `path` for one input; `<stem>_<image stem>.png` beside it for several (indexed if a name repeats).
-fn png_paths(path: &Path, segmentations: &[Segmentation]) -> Vec<PathBuf> {
-    if segmentations.len() == 1 {
-        return vec![path.to_path_buf()];
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut used = HashSet::new();
-    segmentations
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let name = Path::new(&s.name)
-                .file_stem()
-                .map(|n| n.to_string_lossy().replace(['[', ']'], ""))
-                .unwrap_or_else(|| i.to_string());
-            let mut file = format!("{stem}_{name}.png");
-            if !used.insert(file.clone()) {
-                file = format!("{stem}_{name}_{i}.png");
-            }
-            path.with_file_name(file)
-        })
-        .collect()
 }

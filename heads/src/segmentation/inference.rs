@@ -21,6 +21,7 @@ use std::cell::RefCell;
 
 use candle::Tensor;
 
+use crate::ops::center_pad;
 use crate::ops::resize_bilinear;
 use crate::{Error, Result};
 
@@ -205,21 +206,6 @@ pub fn rescaled_size(
     );
     let edge = |x: usize| ((x as f64 * scale + 0.5) as usize).max(1);
     (edge(h), edge(w))
-}
-
-/// `(left, right)` zero padding of dinov2's `CenterPadding` for one side of `size` pixels.
-pub fn center_pad_amounts(size: usize, multiple: usize) -> (usize, usize) {
-    let pad = size.div_ceil(multiple) * multiple - size;
-    (pad / 2, pad - pad / 2)
-}
-
-/// Pads `x` `(B, C, H, W)` with zeros, centred, to multiples of `multiple` (dinov2's `CenterPadding`).
-pub fn center_pad(x: &Tensor, multiple: usize) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let (top, bottom) = center_pad_amounts(h, multiple);
-    let (left, right) = center_pad_amounts(w, multiple);
-    Ok(x.pad_with_zeros(2, top, bottom)?
-        .pad_with_zeros(3, left, right)?)
 }
 
 /// mmseg's `encode_decode` with the padding hook: logits of `pixels` resized to their size.

@@ -17,11 +17,12 @@ mod rng;
 mod train;
 mod visualize;
 
+pub use crate::ops::{center_pad, center_pad_amounts};
 pub use bn_head::{BnHead, BnHeadParams, BN_EPS};
 pub use head_file::{read_head_metadata, HeadMetadata, METADATA_KEY};
 pub use inference::{
-    center_pad, center_pad_amounts, predict, predict_probabilities, rescaled_size, slide_windows,
-    window_logits, InferenceOptions, Window,
+    predict, predict_probabilities, rescaled_size, slide_windows, window_logits, InferenceOptions,
+    Window,
 };
 pub use metrics::{check_labels, ConfusionMatrix, IGNORE_INDEX};
 pub use palette::{pascal_colormap, ClassSet, ADE20K_CLASSES, ADE20K_PALETTE, VOC_CLASSES};
