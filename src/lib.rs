@@ -5,6 +5,8 @@
 //! `Dinov2WithRegistersForImageClassification` and `Dinov2WithRegistersBackbone`, and pluggable heads
 //! ([`heads`]) for segmentation, depth and unsupervised object discovery.
 
+#![warn(missing_docs)]
+
 pub mod backbone;
 pub mod classify;
 pub mod colormap;

@@ -9,6 +9,8 @@
 //! [`FeatureMaps`]: patch maps `(B, C, h, w)`, optional CLS tokens `(B, C)`, the patch size and the
 //! input size. `dinoreg`'s backbone produces them; any other ViT can too.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod depth;
 pub mod discovery;
