@@ -294,13 +294,29 @@ fn depth_from_pixels_matches_hf() {
     dinoreg::npy::write_tensor(&px, &io["pixel_values"]).unwrap();
     let out = dir.path().join("depth.npy");
     let model = fixture("depth/da_relative");
-    ok(&dinoreg(&["depth", "--model", s(&model), "--pixels", s(&px), "--output", s(&out)]));
+    ok(&dinoreg(&[
+        "depth",
+        "--model",
+        s(&model),
+        "--pixels",
+        s(&px),
+        "--output",
+        s(&out),
+    ]));
     let got = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
     assert_close("depth", &got, &io["predicted_depth"], TOL);
     let png = dir.path().join("depth.png");
     // A small model input (the tiny fixture has 4-pixel patches) keeps the test fast.
     ok(&dinoreg(&[
-        "depth", "--model", s(&model), "--image", &image("chelsea.png"), "--input-size", "56", "--output", s(&png),
+        "depth",
+        "--model",
+        s(&model),
+        "--image",
+        &image("chelsea.png"),
+        "--input-size",
+        "56",
+        "--output",
+        s(&png),
     ]));
     let picture = image::open(&png).unwrap();
     // The picture is at the image's own size.
@@ -316,7 +332,8 @@ fn shapes_dataset(root: &Path, n: usize) -> (PathBuf, PathBuf) {
     for i in 0..n {
         let (x0, y0) = (2 + (i * 5) % 12, 3 + (i * 7) % 12);
         let img = image::RgbImage::from_fn(32, 32, |x, y| {
-            let inside = (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
+            let inside =
+                (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
             if inside {
                 image::Rgb([220, 40, 40])
             } else if (x / 4 + y / 4) % 2 == 0 {
@@ -326,7 +343,8 @@ fn shapes_dataset(root: &Path, n: usize) -> (PathBuf, PathBuf) {
             }
         });
         let lab = image::GrayImage::from_fn(32, 32, |x, y| {
-            let inside = (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
+            let inside =
+                (x0..x0 + 16).contains(&(x as usize)) && (y0..y0 + 16).contains(&(y as usize));
             image::Luma([if x < 2 && y < 2 { 255 } else { inside as u8 }])
         });
         img.save(images.join(format!("s{i}.png"))).unwrap();
@@ -342,26 +360,73 @@ fn train_seg_then_segment() {
     let head = dir.path().join("head.safetensors");
     let reg4 = model_dir("reg4");
     let stdout = ok(&dinoreg(&[
-        "train-seg", "--model", &reg4, "--images", s(&images), "--labels", s(&labels), "--num-classes", "2",
-        "--size", "32", "--epochs", "15", "--seed", "1", "--output", s(&head),
+        "train-seg",
+        "--model",
+        &reg4,
+        "--images",
+        s(&images),
+        "--labels",
+        s(&labels),
+        "--num-classes",
+        "2",
+        "--size",
+        "32",
+        "--epochs",
+        "15",
+        "--seed",
+        "1",
+        "--output",
+        s(&head),
     ]));
     assert!(stdout.to_lowercase().contains("miou"), "{stdout}");
     let logits = dir.path().join("logits.npy");
     let one = images.join("s0.png");
     ok(&dinoreg(&[
-        "segment", "--model", &reg4, "--head", s(&head), "--image", s(&one), "--short-side", "0", "--crop", "0",
-        "--output", s(&logits),
+        "segment",
+        "--model",
+        &reg4,
+        "--head",
+        s(&head),
+        "--image",
+        s(&one),
+        "--short-side",
+        "0",
+        "--crop",
+        "0",
+        "--output",
+        s(&logits),
     ]));
     let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
     assert_eq!(got.dims(), &[1, 2, 32, 32]);
     let overlay = dir.path().join("overlay.png");
     ok(&dinoreg(&[
-        "segment", "--model", &reg4, "--head", s(&head), "--image", s(&one), "--short-side", "0", "--crop", "0",
-        "--output", s(&overlay),
+        "segment",
+        "--model",
+        &reg4,
+        "--head",
+        s(&head),
+        "--image",
+        s(&one),
+        "--short-side",
+        "0",
+        "--crop",
+        "0",
+        "--output",
+        s(&overlay),
     ]));
     assert!(image::open(&overlay).unwrap().width() >= 32);
     fails_with(
-        &dinoreg(&["segment", "--model", &reg4, "--head", "/no/such/head.safetensors", "--image", s(&one), "--output", s(&logits)]),
+        &dinoreg(&[
+            "segment",
+            "--model",
+            &reg4,
+            "--head",
+            "/no/such/head.safetensors",
+            "--image",
+            s(&one),
+            "--output",
+            s(&logits),
+        ]),
         "/no/such/head.safetensors",
     );
 }
