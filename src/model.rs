@@ -12,6 +12,10 @@ use dinoreg_heads::Scope;
 
 use crate::config::Dinov2Config;
 use crate::embeddings::Embeddings;
+use crate::kernels::attention::AttentionShape;
+use crate::kernels::memory;
+use crate::kernels::profile::{time, Part};
+use crate::layers::fused::{wide_width, Workspace};
 use crate::layers::{Block, BlockOptions, LayerNorm, Qkv};
 use crate::weights::{open_backbone, BackboneWeights};
 use crate::{Error, Result};
@@ -23,6 +27,9 @@ pub struct LoadOptions {
     pub device: Device,
     /// The dtype of the weights and activations (f32 on CPU; f16/bf16 checkpoints are converted).
     pub dtype: DType,
+    /// Run f32 CPU passes through the fused kernels (default); `false` forces the generic candle
+    /// ops, which compute the same function more slowly (kept for comparison and debugging).
+    pub fused_kernels: bool,
 }
 
 impl Default for LoadOptions {
@@ -30,6 +37,7 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             dtype: DType::F32,
+            fused_kernels: true,
         }
     }
 }
@@ -44,6 +52,12 @@ impl LoadOptions {
     /// Sets the dtype.
     pub fn with_dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;
+        self
+    }
+
+    /// Sets whether f32 CPU passes use the fused kernels.
+    pub fn with_fused_kernels(mut self, yes: bool) -> Self {
+        self.fused_kernels = yes;
         self
     }
 }
@@ -125,6 +139,17 @@ pub(crate) struct Plan<'a> {
     pub blocks: usize,
 }
 
+impl Plan<'_> {
+    /// The options of block `i` with its head mask.
+    fn block_options<'m>(&self, i: usize, head_mask: Option<&'m Tensor>) -> BlockOptions<'m> {
+        BlockOptions {
+            head_mask,
+            attention: self.attentions,
+            qkv: self.qkv_block == Some(i),
+        }
+    }
+}
+
 /// What one encoder pass produced.
 #[derive(Debug)]
 pub(crate) struct Encoded {
@@ -146,6 +171,8 @@ pub struct Dinov2Model {
     layernorm: LayerNorm,
     device: Device,
     dtype: DType,
+    /// Whether passes take the fused f32 CPU path.
+    fused: bool,
 }
 
 impl Dinov2Model {
@@ -166,7 +193,9 @@ impl Dinov2Model {
             .store
             .scope(&weights.prefix, &opts.device)
             .with_dtype(opts.dtype);
-        Self::from_scope(config, &scope)
+        let mut model = Self::from_scope(config, &scope)?;
+        model.fused &= opts.fused_kernels;
+        Ok(model)
     }
 
     /// Builds the model from a config and a scope holding `embeddings.*`, `encoder.*`, `layernorm.*`.
@@ -199,6 +228,7 @@ impl Dinov2Model {
             embeddings,
             blocks,
             layernorm,
+            fused: scope.device().is_cpu() && scope.dtype() == DType::F32,
             device: scope.device().clone(),
             dtype: scope.dtype(),
         })
@@ -265,47 +295,124 @@ impl Dinov2Model {
     pub(crate) fn encode(&self, pixels: &Tensor, plan: &Plan<'_>) -> Result<Encoded> {
         let pixels = self.prepare(pixels)?;
         let grid = self.embeddings.grid(&pixels)?;
+        self.check_memory(&pixels, grid, plan)?;
         let mask = plan
             .bool_masked_pos
             .map(|m| m.to_device(&self.device))
             .transpose()?;
-        let mut x = self.embeddings.forward(&pixels, mask.as_ref())?;
-        let keep = |i: usize| plan.keep.get(i).copied().unwrap_or(false);
-        let mut hidden = vec![None; self.blocks.len() + 1];
-        if keep(0) {
-            hidden[0] = Some(x.clone());
-        }
+        let x = time(Part::Embeddings, || {
+            self.embeddings.forward(&pixels, mask.as_ref())
+        })?;
         let head_mask = plan.head_mask.map(|m| self.head_mask_for(m)).transpose()?;
-        let mut attentions = Vec::new();
-        let mut qkv = None;
-        for (i, block) in self.blocks.iter().take(plan.blocks).enumerate() {
+        let mut enc = Encoded {
+            hidden: vec![None; self.blocks.len() + 1],
+            last: x.clone(),
+            attentions: Vec::new(),
+            qkv: None,
+            grid,
+        };
+        let keep = |i: usize| plan.keep.get(i).copied().unwrap_or(false);
+        if keep(0) {
+            enc.hidden[0] = Some(x.clone());
+        }
+        let blocks = self.blocks.iter().take(plan.blocks).enumerate();
+        if self.fused {
+            let mut ws = Workspace::new(&x, self.ffn_width())?;
+            drop(x);
+            for (i, block) in blocks {
+                let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
+                let out =
+                    block.forward_fused(&mut ws, plan.block_options(i, layer_mask.as_ref()))?;
+                enc.attentions.extend(out.attention);
+                enc.qkv = out.qkv.or(enc.qkv);
+                if keep(i + 1) {
+                    enc.hidden[i + 1] = Some(time(Part::Other, || ws.hidden())?);
+                }
+            }
+            enc.last = time(Part::Other, || ws.into_hidden())?;
+            return Ok(enc);
+        }
+        let mut x = x;
+        for (i, block) in blocks {
             let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-            let out = block.forward(
-                &x,
-                BlockOptions {
-                    head_mask: layer_mask.as_ref(),
-                    attention: plan.attentions,
-                    qkv: plan.qkv_block == Some(i),
-                },
-            )?;
+            let out = block.forward(&x, plan.block_options(i, layer_mask.as_ref()))?;
             x = out.hidden;
-            if let Some(a) = out.attention {
-                attentions.push(a);
-            }
-            if out.qkv.is_some() {
-                qkv = out.qkv;
-            }
+            enc.attentions.extend(out.attention);
+            enc.qkv = out.qkv.or(enc.qkv);
             if keep(i + 1) {
-                hidden[i + 1] = Some(x.clone());
+                enc.hidden[i + 1] = Some(x.clone());
             }
         }
-        Ok(Encoded {
-            hidden,
-            last: x,
-            attentions,
-            qkv,
-            grid,
-        })
+        enc.last = x;
+        Ok(enc)
+    }
+
+    /// The width of the feed-forward hidden layer as the fused path stores it (2h for SwiGLU).
+    fn ffn_width(&self) -> usize {
+        if self.config.use_swiglu_ffn {
+            2 * self.config.swiglu_hidden_size()
+        } else {
+            self.config.mlp_hidden_size()
+        }
+    }
+
+    /// Bytes a pass over `batch` images of `tokens` tokens needs besides the weights (an upper
+    /// estimate: buffers, transient copies, the outputs kept by `plan`).
+    pub(crate) fn working_set(&self, batch: usize, tokens: usize, plan: &Plan<'_>) -> u64 {
+        let c = &self.config;
+        let (n, d, h) = (batch * tokens, c.hidden_size, c.num_attention_heads);
+        let patches = n * c.num_channels * c.patch_size * c.patch_size;
+        let scores = batch * h * tokens * tokens;
+        let floats = if self.fused {
+            let threads = rayon::current_num_threads().max(1);
+            let shape = AttentionShape {
+                batch,
+                tokens,
+                heads: h,
+                head_dim: d / h.max(1),
+            };
+            2 * patches
+                + 6 * n * d
+                + n * wide_width(d, self.ffn_width())
+                + threads * shape.scratch_per_thread(threads)
+        } else {
+            2 * patches + 12 * n * d + 2 * n * self.ffn_width() + 3 * scores
+        };
+        let kept = plan.keep.iter().filter(|k| **k).count() * n * d;
+        let attentions = if plan.attentions {
+            plan.blocks * scores
+        } else {
+            0
+        };
+        ((floats + kept + attentions) * self.dtype.size_in_bytes()) as u64
+    }
+
+    /// Refuses a CPU pass whose working set exceeds the memory available now.
+    fn check_memory(&self, pixels: &Tensor, grid: (usize, usize), plan: &Plan<'_>) -> Result<()> {
+        if !self.device.is_cpu() {
+            return Ok(());
+        }
+        let Some(available) = memory::available_bytes() else {
+            return Ok(());
+        };
+        let (b, _, height, width) = pixels.dims4()?;
+        let tokens = 1 + self.config.num_register_tokens + grid.0 * grid.1;
+        let need = self.working_set(b, tokens, plan);
+        if need <= available {
+            return Ok(());
+        }
+        Err(Error::input(
+            "pixel_values",
+            format!(
+                "{b} image(s) of {height}x{width} ({tokens} tokens of width {}, {} heads{}) need about {} of \
+                 working memory but only {} is available; use a smaller batch or image",
+                self.config.hidden_size,
+                self.config.num_attention_heads,
+                if plan.attentions { ", with attention maps" } else { "" },
+                memory::human(need),
+                memory::human(available)
+            ),
+        ))
     }
 
     /// `last_hidden_state` and `pooler_output` of `pixels` `(B, C, H, W)`.

@@ -3,6 +3,9 @@
 //! same), scaled dot product with `head_dim^-0.5`, softmax in f32, optional per-head mask on the
 //! probabilities, and the output projection.
 //!
+//! The block's layer scale can be folded into the output projection
+//! ([`Attention::with_output_scale`]): `(ctx Wᵀ + b) ⊙ s = ctx (Wᵀ diag s) + b ⊙ s`.
+//!
 //! Shapes: x `(B, T, D)`; q, k, v `(B, H, T, D/H)`; probabilities `(B, H, T, T)`; output `(B, T, D)`.
 
 use candle::{DType, Tensor, D};
@@ -79,6 +82,15 @@ impl Attention {
         })
     }
 
+    /// Multiplies the output by `scale` `(D,)` (the block's layer scale), folded into the output
+    /// projection's weight and bias (in f32, then back to the weights' dtype).
+    pub fn with_output_scale(mut self, scale: &Tensor) -> Result<Self> {
+        let (w, b) = fold_output_scale(&self.out_weight_t, &self.out_bias, scale)?;
+        self.out_weight_t = w;
+        self.out_bias = b;
+        Ok(self)
+    }
+
     /// Attends over `x` `(B, T, D)`. `head_mask` `(H,)` multiplies the probabilities of each head.
     pub fn forward(
         &self,
@@ -131,8 +143,42 @@ impl Attention {
         self.heads
     }
 
+    /// The scale of the scores, `head_dim^-0.5`.
+    pub(crate) fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The fused q/k/v weight `(D, 3D)` and bias `(3D,)`, the output weight `(D, D)` (transposed,
+    /// scale folded in) and its bias `(D,)`.
+    pub(crate) fn tensors(&self) -> (&Tensor, Option<&Tensor>, &Tensor, &Tensor) {
+        (
+            &self.qkv_weight_t,
+            self.qkv_bias.as_ref(),
+            &self.out_weight_t,
+            &self.out_bias,
+        )
+    }
+
     /// Width D.
     pub fn dim(&self) -> usize {
         self.dim
     }
+}
+
+/// `(Wᵀ diag s, b ⊙ s)` for a transposed weight `(in, out)`, bias `(out,)` and scale `(out,)`.
+pub(crate) fn fold_output_scale(
+    weight_t: &Tensor,
+    bias: &Tensor,
+    scale: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let dtype = weight_t.dtype();
+    let s = scale.to_dtype(DType::F32)?;
+    let w = weight_t
+        .to_dtype(DType::F32)?
+        .broadcast_mul(&s.unsqueeze(0)?)?;
+    let b = (bias.to_dtype(DType::F32)? * &s)?;
+    Ok((
+        w.to_dtype(dtype)?.contiguous()?,
+        b.to_dtype(dtype)?.contiguous()?,
+    ))
 }

@@ -1,5 +1,7 @@
 //! One pre-norm transformer block: HF `Dinov2WithRegistersLayer`.
 //! `h = x + ls1 ⊙ attn(norm1(x))`, `out = h + ls2 ⊙ ffn(norm2(h))`. Shapes `(B, T, D)`.
+//! The layer scales are folded into the output projections at load time; f32 CPU runs go
+//! through [`super::fused`], everything else through candle ops here.
 
 use candle::Tensor;
 use dinoreg_heads::Scope;
@@ -35,10 +37,8 @@ pub struct BlockOutput {
 pub struct Block {
     norm1: LayerNorm,
     attention: Attention,
-    ls1: Tensor,
     norm2: LayerNorm,
     ffn: FeedForward,
-    ls2: Tensor,
 }
 
 impl Block {
@@ -53,12 +53,17 @@ impl Block {
                 d,
                 cfg.num_attention_heads,
                 cfg.qkv_bias,
-            )?,
-            ls1: scope.pp("layer_scale1").get("lambda1", &[d])?,
+            )?
+            .with_output_scale(&scope.pp("layer_scale1").get("lambda1", &[d])?)?,
             norm2: LayerNorm::load(&scope.pp("norm2"), d, eps)?,
-            ffn: FeedForward::load(&scope.pp("mlp"), cfg)?,
-            ls2: scope.pp("layer_scale2").get("lambda1", &[d])?,
+            ffn: FeedForward::load(&scope.pp("mlp"), cfg)?
+                .with_output_scale(&scope.pp("layer_scale2").get("lambda1", &[d])?)?,
         })
+    }
+
+    /// The parts, for the fused path.
+    pub(crate) fn parts(&self) -> (&LayerNorm, &Attention, &LayerNorm, &FeedForward) {
+        (&self.norm1, &self.attention, &self.norm2, &self.ffn)
     }
 
     /// Runs the block on `x` `(B, T, D)`.
@@ -69,9 +74,9 @@ impl Block {
             opts.attention,
             opts.qkv,
         )?;
-        let h = (x + a.output.broadcast_mul(&self.ls1)?)?;
+        let h = (x + a.output)?;
         let f = self.ffn.forward(&self.norm2.forward(&h)?)?;
-        let hidden = (&h + f.broadcast_mul(&self.ls2)?)?;
+        let hidden = (&h + f)?;
         Ok(BlockOutput {
             hidden,
             attention: a.probs,

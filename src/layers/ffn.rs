@@ -1,10 +1,13 @@
 //! The feed-forward part of a block: HF `Dinov2WithRegistersMLP` (`fc2(act(fc1(x)))`, exact erf
 //! GELU by default) or `Dinov2WithRegistersSwiGLUFFN` (`weights_out(silu(x1) * x2)` with
 //! `x1, x2 = weights_in(x).chunk(2)`, the giant model's). Shapes: `(B, T, D)` → `(B, T, D)`.
+//! The block's layer scale can be folded into the second linear layer
+//! ([`FeedForward::with_output_scale`]).
 
 use candle::{Tensor, D};
 use dinoreg_heads::Scope;
 
+use super::attention::fold_output_scale;
 use crate::config::{Dinov2Config, HiddenAct};
 use crate::Result;
 
@@ -73,6 +76,51 @@ impl FeedForward {
                 act: cfg.hidden_act,
             })
         }
+    }
+
+    /// Multiplies the output by `scale` `(D,)` (the block's layer scale), folded into the second
+    /// linear layer.
+    pub fn with_output_scale(mut self, scale: &Tensor) -> Result<Self> {
+        let parts = self.parts_mut();
+        let (w, b) = fold_output_scale(&parts.second.weight_t, &parts.second.bias, scale)?;
+        parts.second = Dense {
+            weight_t: w,
+            bias: b,
+        };
+        Ok(self)
+    }
+
+    fn parts_mut(&mut self) -> &mut DenseParts {
+        match self {
+            Self::Mlp { fc1, .. } => fc1,
+            Self::SwiGlu(parts) => parts,
+        }
+    }
+
+    /// The activation, `None` for SwiGLU.
+    pub(crate) fn activation(&self) -> Option<HiddenAct> {
+        match self {
+            Self::Mlp { act, .. } => Some(*act),
+            Self::SwiGlu(_) => None,
+        }
+    }
+
+    /// The two layers: first weight `(D, h or 2h)` and bias, second weight `(h, D)` and bias
+    /// (weights transposed), and the hidden width h.
+    pub(crate) fn tensors(&self) -> ([&Tensor; 4], usize) {
+        let p = match self {
+            Self::Mlp { fc1, .. } => fc1,
+            Self::SwiGlu(parts) => parts,
+        };
+        (
+            [
+                &p.first.weight_t,
+                &p.first.bias,
+                &p.second.weight_t,
+                &p.second.bias,
+            ],
+            p.hidden,
+        )
     }
 
     /// Applies the network to `x` `(B, T, D)`.

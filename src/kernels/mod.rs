@@ -1,0 +1,22 @@
+//! Fused f32 CPU kernels for the encoder: the fast path of [`crate::model::Dinov2Model`] on CPU in
+//! f32 (other devices and dtypes take the generic candle path, which computes the same function).
+//!
+//! - [`vector`]: the per-row math (LayerNorm, softmax, bias + activation, SwiGLU), AVX-512 when the
+//!   CPU has it (detected at run time), plain Rust otherwise.
+//! - [`rows`]: those row operations spread over the rayon pool.
+//! - [`matmul`]: strided f32 matrix views and the `gemm` crate's GEMM on them.
+//! - [`attention`]: softmax(q kᵀ · scale) v per (batch, head, block of query rows), reading q, k, v
+//!   in place from the fused `(B·T, 3D)` projection, never holding more than a block of the
+//!   `T × T` score matrix.
+//! - [`memory`]: `MemAvailable`, to refuse a request whose working set cannot fit.
+//! - [`profile`]: optional per-part timers for `dinoreg bench --profile`.
+//!
+//! All buffers are row-major `(rows, width)` slices; a token matrix is `(B·T, D)`.
+
+pub(crate) mod attention;
+pub(crate) mod matmul;
+pub(crate) mod memory;
+pub mod profile;
+pub(crate) mod rows;
+pub(crate) mod vector;
+pub(crate) mod weights;

@@ -1,0 +1,96 @@
+//! Optional timing of the parts of the fused CPU encoder (`dinoreg bench --profile`): when
+//! enabled, each part adds its wall time to a counter; off by default, where it costs one relaxed
+//! atomic load per part.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The timed parts of a forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Patch embedding, tokens and position table.
+    Embeddings,
+    /// LayerNorms (with the deferred residual bias).
+    Norm,
+    /// The fused q/k/v projection.
+    QkvProjection,
+    /// Scores, softmax and the weighted sum of values.
+    Attention,
+    /// The attention output projection (accumulated into the residual).
+    OutProjection,
+    /// The first feed-forward layer.
+    FfnIn,
+    /// Bias + activation (or SwiGLU) of the feed-forward hidden layer.
+    Activation,
+    /// The second feed-forward layer (accumulated into the residual).
+    FfnOut,
+    /// Copies in and out of tensors, kept outputs, the final norm.
+    Other,
+}
+
+impl Part {
+    /// Every part, in pipeline order.
+    pub const ALL: [Part; 9] = [
+        Part::Embeddings,
+        Part::Norm,
+        Part::QkvProjection,
+        Part::Attention,
+        Part::OutProjection,
+        Part::FfnIn,
+        Part::Activation,
+        Part::FfnOut,
+        Part::Other,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Embeddings => "embeddings",
+            Part::Norm => "layernorm",
+            Part::QkvProjection => "qkv projection",
+            Part::Attention => "attention",
+            Part::OutProjection => "out projection",
+            Part::FfnIn => "ffn in",
+            Part::Activation => "activation",
+            Part::FfnOut => "ffn out",
+            Part::Other => "other",
+        }
+    }
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static NANOS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+
+/// Turns the timers on or off.
+pub fn enable(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Zeroes the counters.
+pub fn reset() {
+    NANOS.iter().for_each(|n| n.store(0, Ordering::Relaxed));
+}
+
+/// The time spent in each part since the last [`reset`].
+pub fn report() -> Vec<(Part, Duration)> {
+    Part::ALL
+        .iter()
+        .map(|&p| {
+            (
+                p,
+                Duration::from_nanos(NANOS[p as usize].load(Ordering::Relaxed)),
+            )
+        })
+        .collect()
+}
+
+/// Runs `f`, adding its wall time to `part` when timing is on.
+pub(crate) fn time<R>(part: Part, f: impl FnOnce() -> R) -> R {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return f();
+    }
+    let start = Instant::now();
+    let r = f();
+    NANOS[part as usize].fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    r
+}
