@@ -12,7 +12,7 @@ use dinoreg_heads::Scope;
 
 use crate::config::Dinov2Config;
 use crate::embeddings::Embeddings;
-use crate::kernels::attention::AttentionShape;
+use crate::kernels::attention::{pack_len, AttentionShape};
 use crate::kernels::memory;
 use crate::kernels::profile::{time, Part};
 use crate::layers::fused::{wide_width, Workspace};
@@ -193,13 +193,16 @@ impl Dinov2Model {
             .store
             .scope(&weights.prefix, &opts.device)
             .with_dtype(opts.dtype);
-        let mut model = Self::from_scope(config, &scope)?;
-        model.fused &= opts.fused_kernels;
-        Ok(model)
+        Self::build(config, &scope, opts.fused_kernels)
     }
 
     /// Builds the model from a config and a scope holding `embeddings.*`, `encoder.*`, `layernorm.*`.
     pub fn from_scope(config: Dinov2Config, scope: &Scope<'_>) -> Result<Self> {
+        Self::build(config, scope, true)
+    }
+
+    /// Builds the model; `fused` lets f32 CPU passes take the fused kernels.
+    fn build(config: Dinov2Config, scope: &Scope<'_>, fused: bool) -> Result<Self> {
         config.validate()?;
         let extra = format!("encoder.layer.{}.norm1.weight", config.num_hidden_layers);
         if scope.contains(&extra) {
@@ -228,7 +231,7 @@ impl Dinov2Model {
             embeddings,
             blocks,
             layernorm,
-            fused: scope.device().is_cpu() && scope.dtype() == DType::F32,
+            fused: fused && scope.device().is_cpu() && scope.dtype() == DType::F32,
             device: scope.device().clone(),
             dtype: scope.dtype(),
         })
@@ -374,6 +377,7 @@ impl Dinov2Model {
             2 * patches
                 + 6 * n * d
                 + n * wide_width(d, self.ffn_width())
+                + pack_len(&shape)
                 + threads * shape.scratch_per_thread(threads)
         } else {
             2 * patches + 12 * n * d + 2 * n * self.ffn_width() + 3 * scores

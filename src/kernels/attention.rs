@@ -1,9 +1,12 @@
 //! Fused multi-head attention on f32 buffers: for each (batch, head, block of query rows),
 //! `S = q kᵀ` into a scratch block `(rows, T)`, `P = softmax(scale · S) · head_mask[h]` in place,
 //! `ctx = P v` written straight into the head's columns of the `(B·T, D)` context. q, k and v are
-//! read where the fused projection left them (`(B·T, 3D)`, `[q | k | v]`, heads in order inside
-//! each), so no head is ever copied out, and at most one `(rows, T)` block per thread exists at a
-//! time: memory grows as `T`, not `T²`, unless the probabilities are requested.
+//! read from the fused projection (`(B·T, 3D)`, `[q | k | v]`, heads in order inside each), and
+//! at most one `(rows, T)` block per thread exists at a time: memory grows as `T`, not `T²`,
+//! unless the probabilities are requested.
+//!
+//! Two implementations: register-tiled AVX-512 kernels ([`super::attention_avx512`], k and v
+//! packed once per head) when the CPU has AVX-512F, else the `gemm` crate on strided views.
 //!
 //! Shapes: qkv `(B·T, 3D)`; ctx `(B·T, D)`; probs, when requested, `(B, H, T, T)`.
 
@@ -45,9 +48,9 @@ impl AttentionShape {
         rows.min(t)
     }
 
-    /// Floats of scratch one thread needs.
+    /// Floats of scratch one thread needs (the larger of the two implementations').
     pub fn scratch_per_thread(&self, threads: usize) -> usize {
-        self.rows_per_block(threads) * self.tokens
+        self.rows_per_block(threads).max(64) * self.tokens
     }
 }
 
@@ -78,8 +81,57 @@ impl Shared {
     }
 }
 
-/// Attention of every head: reads `qkv`, writes `ctx` (and the probabilities into `probs`).
+/// Attention of every head: reads `qkv`, writes `ctx` (and the probabilities into `probs`);
+/// `pack` is scratch kept by the caller between calls.
 pub(crate) fn attention(
+    qkv: &[f32],
+    shape: AttentionShape,
+    params: AttentionParams<'_>,
+    ctx: &mut [f32],
+    probs: Option<&mut [f32]>,
+    pack: &mut Vec<f32>,
+) {
+    check(qkv, shape, ctx, probs.as_deref());
+    #[cfg(target_arch = "x86_64")]
+    if vector::use_avx512() {
+        return super::attention_avx512::attention(qkv, shape, params, ctx, probs, pack);
+    }
+    let _ = pack;
+    attention_gemm(qkv, shape, params, ctx, probs)
+}
+
+/// Floats of the `pack` scratch a call needs (0 without AVX-512).
+pub(crate) fn pack_len(shape: &AttentionShape) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if vector::use_avx512() {
+        return super::attention_avx512::pack_len(shape);
+    }
+    let _ = shape;
+    0
+}
+
+/// Panics (an internal bug) when a buffer is too small for `shape`.
+fn check(qkv: &[f32], shape: AttentionShape, ctx: &[f32], probs: Option<&[f32]>) {
+    let (n, d, h, t) = (
+        shape.batch * shape.tokens,
+        shape.dim(),
+        shape.heads,
+        shape.tokens,
+    );
+    assert!(
+        qkv.len() >= n * 3 * d && ctx.len() >= n * d,
+        "attention buffers too small"
+    );
+    if let Some(p) = probs {
+        assert!(
+            p.len() >= shape.batch * h * t * t,
+            "attention probability buffer too small"
+        );
+    }
+}
+
+/// The `gemm`-crate implementation.
+fn attention_gemm(
     qkv: &[f32],
     shape: AttentionShape,
     params: AttentionParams<'_>,
@@ -160,66 +212,91 @@ pub(crate) fn attention(
 mod tests {
     use super::*;
 
-    #[test]
-    fn matches_naive_attention() {
-        let shape = AttentionShape {
-            batch: 2,
-            tokens: 37,
-            heads: 3,
-            head_dim: 5,
-        };
-        let (b, t, h, hd, d) = (2, 37, 3, 5, 15);
+    /// Both implementations against an f64 reference, with and without probabilities.
+    fn check_shape(shape: AttentionShape) {
+        let AttentionShape {
+            batch: b,
+            tokens: t,
+            heads: h,
+            head_dim: hd,
+        } = shape;
+        let d = h * hd;
         let qkv: Vec<f32> = (0..b * t * 3 * d)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
-        let mask = [1.0, 0.5, 2.0];
+        let mask: Vec<f32> = (0..h).map(|i| 0.5 + i as f32).collect();
         let params = AttentionParams {
             scale: 0.4,
             head_mask: Some(&mask),
         };
-        let mut ctx = vec![0.0; b * t * d];
-        let mut probs = vec![0.0; b * h * t * t];
-        attention(&qkv, shape, params, &mut ctx, Some(&mut probs));
-        let mut ctx2 = vec![0.0; b * t * d];
-        attention(&qkv, shape, params, &mut ctx2, None);
+        let mut want_ctx = vec![0f64; b * t * d];
+        let mut want_p = vec![0f64; b * h * t * t];
         for bi in 0..b {
             for hi in 0..h {
+                let at = |r: usize, part: usize, c: usize| {
+                    qkv[(bi * t + r) * 3 * d + part * d + hi * hd + c] as f64
+                };
                 for i in 0..t {
-                    let at = |r: usize, part: usize, c: usize| {
-                        qkv[(bi * t + r) * 3 * d + part * d + hi * hd + c]
-                    };
                     let s: Vec<f64> = (0..t)
-                        .map(|j| {
-                            (0..hd)
-                                .map(|c| at(i, 0, c) as f64 * at(j, 1, c) as f64)
-                                .sum::<f64>()
-                                * 0.4
-                        })
+                        .map(|j| (0..hd).map(|c| at(i, 0, c) * at(j, 1, c)).sum::<f64>() * 0.4)
                         .collect();
                     let max = s.iter().cloned().fold(f64::MIN, f64::max);
                     let z: f64 = s.iter().map(|v| (v - max).exp()).sum();
-                    let p: Vec<f64> = s
-                        .iter()
-                        .map(|v| (v - max).exp() / z * mask[hi] as f64)
-                        .collect();
                     for j in 0..t {
-                        let got = probs[((bi * h + hi) * t + i) * t + j] as f64;
-                        assert!((got - p[j]).abs() < 1e-5);
+                        want_p[((bi * h + hi) * t + i) * t + j] =
+                            (s[j] - max).exp() / z * mask[hi] as f64;
                     }
                     for c in 0..hd {
-                        let want: f64 = (0..t).map(|j| p[j] * at(j, 2, c) as f64).sum();
-                        let got = ctx[(bi * t + i) * d + hi * hd + c] as f64;
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "ctx {bi} {hi} {i} {c}: {got} vs {want}"
-                        );
-                        assert_eq!(
-                            ctx[(bi * t + i) * d + hi * hd + c],
-                            ctx2[(bi * t + i) * d + hi * hd + c]
-                        );
+                        want_ctx[(bi * t + i) * d + hi * hd + c] = (0..t)
+                            .map(|j| want_p[((bi * h + hi) * t + i) * t + j] * at(j, 2, c))
+                            .sum();
                     }
                 }
             }
+        }
+        let close = |got: &[f32], want: &[f64], what: &str| {
+            for (k, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() < 2e-5 * w.abs().max(1.0),
+                    "{what} {shape:?} [{k}]: {g} vs {w}"
+                );
+            }
+        };
+        let run = |gemm_only: bool, with_probs: bool| {
+            let mut ctx = vec![0f32; b * t * d];
+            let mut probs = vec![0f32; b * h * t * t];
+            let p = with_probs.then_some(&mut probs[..]);
+            if gemm_only {
+                attention_gemm(&qkv, shape, params, &mut ctx, p);
+            } else {
+                attention(&qkv, shape, params, &mut ctx, p, &mut Vec::new());
+            }
+            (ctx, probs)
+        };
+        for gemm_only in [true, false] {
+            let (ctx, probs) = run(gemm_only, true);
+            close(&ctx, &want_ctx, "ctx");
+            close(&probs, &want_p, "probs");
+            let (ctx, _) = run(gemm_only, false);
+            close(&ctx, &want_ctx, "ctx without probs");
+        }
+    }
+
+    #[test]
+    fn matches_naive_attention() {
+        for (batch, tokens, heads, head_dim) in [
+            (2, 37, 3, 5),
+            (1, 70, 2, 64),
+            (2, 33, 1, 16),
+            (1, 101, 2, 72),
+            (1, 5, 1, 8),
+        ] {
+            check_shape(AttentionShape {
+                batch,
+                tokens,
+                heads,
+                head_dim,
+            });
         }
     }
 }

@@ -35,6 +35,14 @@ impl Layout {
         }
     }
 
+    /// One past the last element touched (the offset for an empty matrix).
+    pub fn end(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            return self.offset;
+        }
+        self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
+    }
+
     /// The transposed view of the same elements.
     pub fn t(self) -> Self {
         Self {
@@ -44,14 +52,6 @@ impl Layout {
             col_stride: self.row_stride,
             ..self
         }
-    }
-
-    /// One past the last element touched (the offset for an empty matrix).
-    pub fn end(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            return self.offset;
-        }
-        self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
     }
 }
 
@@ -136,6 +136,9 @@ pub(crate) unsafe fn matmul_raw(
     if d.rows == 0 || d.cols == 0 {
         return;
     }
+    if p.threads > 1 && d.cols <= SPLIT_COLUMNS_UP_TO && d.cols >= 128 * p.threads {
+        return split_columns(dst, d, lhs, l, rhs, r, p);
+    }
     let parallelism = if p.threads > 1 {
         gemm::Parallelism::Rayon(p.threads)
     } else {
@@ -163,6 +166,63 @@ pub(crate) unsafe fn matmul_raw(
         false,
         parallelism,
     );
+}
+
+/// Outputs this narrow or narrower are split by columns between the threads, each running the
+/// `gemm` crate single-threaded on its share (measured 10% faster than the crate's own split for
+/// 261 × 384 × 384 and 261 × 1536 × 384 on 2 cores; wider outputs are better left to the crate).
+const SPLIT_COLUMNS_UP_TO: usize = 1024;
+
+/// A pointer handed to the tasks of one split product.
+#[derive(Clone, Copy)]
+struct Raw(*mut f32);
+// SAFETY: each task reads shared inputs and writes its own columns of `dst`.
+unsafe impl Send for Raw {}
+unsafe impl Sync for Raw {}
+
+impl Raw {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// [`matmul_raw`] with the columns of `dst` (and `rhs`) cut into one share per thread.
+unsafe fn split_columns(
+    dst: *mut f32,
+    d: Layout,
+    lhs: *const f32,
+    l: Layout,
+    rhs: *const f32,
+    r: Layout,
+    p: Product,
+) {
+    let parts = p.threads;
+    let share = d.cols.div_ceil(parts).next_multiple_of(16);
+    let (dst, lhs, rhs) = (Raw(dst), Raw(lhs as *mut f32), Raw(rhs as *mut f32));
+    let one = p.single_threaded();
+    rayon::scope(|s| {
+        for i in 0..parts {
+            let c0 = i * share;
+            if c0 >= d.cols {
+                break;
+            }
+            let cols = share.min(d.cols - c0);
+            let dd = Layout {
+                offset: d.offset + c0 * d.col_stride,
+                cols,
+                ..d
+            };
+            let rr = Layout {
+                offset: r.offset + c0 * r.col_stride,
+                cols,
+                ..r
+            };
+            // SAFETY: disjoint column blocks of `dst`; inputs only read.
+            s.spawn(move |_| unsafe {
+                matmul_raw(dst.get(), dd, lhs.get(), l, rhs.get(), rr, one)
+            });
+        }
+    });
 }
 
 #[cfg(test)]
@@ -198,5 +258,30 @@ mod tests {
             }
         }
         assert_eq!(dst[0], 1.0);
+    }
+
+    #[test]
+    fn column_split_matches_single_thread() {
+        let (m, k, n) = (7, 33, 400);
+        let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.21).sin()).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.13).cos()).collect();
+        let (d, l, r) = (
+            Layout::row_major(m, n),
+            Layout::row_major(m, k),
+            Layout::row_major(k, n),
+        );
+        let mut one = vec![0.5f32; m * n];
+        let mut split = one.clone();
+        let p = Product {
+            accumulate: true,
+            ..Product::overwrite()
+        };
+        matmul(&mut one, d, &lhs, l, &rhs, r, p.single_threaded());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(|| matmul(&mut split, d, &lhs, l, &rhs, r, p));
+        assert_eq!(one, split);
     }
 }

@@ -32,13 +32,15 @@ const ERF_A: [f32; 5] = [
 ];
 const GELU_TANH_K: f32 = 0.797_884_6; // √(2/π)
 
+/// Whether the AVX-512 kernels run on this CPU.
 #[cfg(target_arch = "x86_64")]
-fn use_avx512() -> bool {
+pub(crate) fn use_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
+/// Whether the AVX-512 kernels run on this CPU.
 #[cfg(not(target_arch = "x86_64"))]
-fn use_avx512() -> bool {
+pub(crate) fn use_avx512() -> bool {
     false
 }
 
@@ -101,6 +103,20 @@ fn softmax_on(isa: Isa, x: &mut [f32], width: usize, scale: f32, mult: f32) {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { avx512::softmax(x, width, scale, mult) },
+    }
+}
+
+/// `row[j] ← exp(scale · row[j] − shift)`; returns the sum of the new row.
+pub(crate) fn exp_shifted(row: &mut [f32], scale: f32, shift: f32) -> f32 {
+    exp_shifted_on(isa(), row, scale, shift)
+}
+
+fn exp_shifted_on(isa: Isa, row: &mut [f32], scale: f32, shift: f32) -> f32 {
+    match isa {
+        Isa::Portable => portable::exp_shifted(row, scale, shift),
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::exp_shifted(row, scale, shift) },
     }
 }
 
@@ -169,14 +185,18 @@ mod portable {
     pub(super) fn softmax(x: &mut [f32], width: usize, scale: f32, mult: f32) {
         for row in x.chunks_exact_mut(width) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = exp(*v * scale - max);
-                sum += *v;
-            }
-            let k = mult / sum;
+            let k = mult / exp_shifted(row, scale, max);
             row.iter_mut().for_each(|v| *v *= k);
         }
+    }
+
+    pub(super) fn exp_shifted(row: &mut [f32], scale: f32, shift: f32) -> f32 {
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = exp(*v * scale - shift);
+            sum += *v;
+        }
+        sum
     }
 
     pub(super) fn bias_act(x: &mut [f32], bias: &[f32], act: Act) {
@@ -222,7 +242,7 @@ mod portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     //! The AVX-512F versions; each `unsafe fn` needs AVX-512F and in-bounds slices.
 
     use std::arch::x86_64::*;
@@ -231,9 +251,10 @@ mod avx512 {
 
     const L: usize = 16;
 
+    /// The mask of the first `min(n, 16)` lanes.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn mask(n: usize) -> __mmask16 {
+    pub(crate) fn mask(n: usize) -> __mmask16 {
         if n >= L {
             0xffff
         } else {
@@ -394,7 +415,6 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn softmax(x: &mut [f32], width: usize, scale: f32, mult: f32) {
-        let s = _mm512_set1_ps(scale);
         for row in x.chunks_exact_mut(width) {
             let p = row.as_mut_ptr();
             let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
@@ -405,18 +425,8 @@ mod avx512 {
                 m = _mm512_max_ps(m, v);
                 j += L;
             }
-            let shift = _mm512_set1_ps(_mm512_reduce_max_ps(m) * scale);
-            let mut sum = _mm512_setzero_ps();
-            j = 0;
-            while j < width {
-                let n = width - j;
-                let e = exp(_mm512_fmsub_ps(load(p.add(j), n), s, shift));
-                let e = _mm512_maskz_mov_ps(mask(n), e);
-                store(p.add(j), e, n);
-                sum = _mm512_add_ps(sum, e);
-                j += L;
-            }
-            let k = _mm512_set1_ps(mult / _mm512_reduce_add_ps(sum));
+            let sum = exp_shifted(row, scale, _mm512_reduce_max_ps(m) * scale);
+            let k = _mm512_set1_ps(mult / sum);
             j = 0;
             while j < width {
                 let n = width - j;
@@ -424,6 +434,23 @@ mod avx512 {
                 j += L;
             }
         }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp_shifted(row: &mut [f32], scale: f32, shift: f32) -> f32 {
+        let (s, shift) = (_mm512_set1_ps(scale), _mm512_set1_ps(shift));
+        let (p, width) = (row.as_mut_ptr(), row.len());
+        let mut sum = _mm512_setzero_ps();
+        let mut j = 0;
+        while j < width {
+            let n = width - j;
+            let e = exp(_mm512_fmsub_ps(load(p.add(j), n), s, shift));
+            let e = _mm512_maskz_mov_ps(mask(n), e);
+            store(p.add(j), e, n);
+            sum = _mm512_add_ps(sum, e);
+            j += L;
+        }
+        _mm512_reduce_add_ps(sum)
     }
 
     #[target_feature(enable = "avx512f")]

@@ -34,6 +34,8 @@ pub(crate) struct Workspace {
     wide: Vec<f32>,
     /// A bias `(D,)` still to be added to every row of `x`.
     pending: Option<Vec<f32>>,
+    /// Attention scratch (packed keys and values).
+    pack: Vec<f32>,
     batch: usize,
     tokens: usize,
     dim: usize,
@@ -55,6 +57,7 @@ impl Workspace {
             normed: vec![0.0; n * dim],
             wide: vec![0.0; n * wide_width(dim, ffn_width)],
             pending: None,
+            pack: Vec::new(),
             batch,
             tokens,
             dim,
@@ -193,7 +196,14 @@ impl Block {
             head_mask: mask.as_deref(),
         };
         time(Part::Attention, || {
-            attention(qkv, shape, params, &mut ws.normed, probs.as_deref_mut())
+            attention(
+                qkv,
+                shape,
+                params,
+                &mut ws.normed,
+                probs.as_deref_mut(),
+                &mut ws.pack,
+            )
         });
         if let Some(p) = probs {
             extras.attention = Some(Tensor::from_vec(p, (b, heads, t, t), &Device::Cpu)?);
