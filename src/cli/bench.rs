@@ -95,7 +95,7 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
     let mut rng = SplitMix(args.seed ^ 0x5eed);
     let n = args.batch * cfg.num_channels * height * width;
     let pixels = Tensor::from_vec(
-        rng.normals(n, 1.0),
+        rng.uniforms(n, 0.0, 1.0),
         (args.batch, cfg.num_channels, height, width),
         &Device::Cpu,
     )?
@@ -217,15 +217,15 @@ fn load_model(args: &Args) -> anyhow::Result<Dinov2Model> {
     )?)
 }
 
-/// Random HF-layout backbone weights for `cfg`: linear and conv weights ~ N(0, 0.02²), biases
-/// ~ N(0, 0.02²), norms ~ N(1, 0.1²), layer scales ~ N(1, 0.1²), tokens and positions ~ N(0, 0.02²).
+/// Random HF-layout backbone weights for `cfg`, uniform with these means and standard deviations
+/// (uniform rather than normal: the giant model has 1.1 G parameters to draw): linear and conv
+/// weights, biases, tokens and positions 0 ± 0.02, norm weights and layer scales 1 ± 0.1.
 fn random_weights(cfg: &Dinov2Config, seed: u64) -> anyhow::Result<HashMap<String, Tensor>> {
     let mut rng = SplitMix(seed);
     let mut map = HashMap::new();
     let mut put = |name: String, shape: &[usize], mean: f32, std: f32| -> anyhow::Result<()> {
         let n = shape.iter().product();
-        let mut v = rng.normals(n, std);
-        v.iter_mut().for_each(|x| *x += mean);
+        let v = rng.uniforms(n, mean, std);
         map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu)?);
         Ok(())
     };
@@ -365,22 +365,14 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// `n` samples of N(0, std²) (Box–Muller).
-    fn normals(&mut self, n: usize, std: f32) -> Vec<f32> {
-        let mut v = Vec::with_capacity(n + 1);
-        while v.len() < n {
-            let (u1, u2) = (self.uniform(), self.uniform());
-            let r = (-2.0 * u1.ln()).sqrt();
-            let a = std::f64::consts::TAU * u2;
-            v.push((r * a.cos()) as f32 * std);
-            v.push((r * a.sin()) as f32 * std);
-        }
-        v.truncate(n);
-        v
+    /// `n` samples uniform on `mean ± std·√3` (standard deviation `std`).
+    fn uniforms(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
+        let half = std * 3f32.sqrt();
+        (0..n)
+            .map(|_| {
+                let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+                mean + half * (2.0 * u - 1.0)
+            })
+            .collect()
     }
 }
