@@ -299,4 +299,56 @@ mod tests {
             });
         }
     }
+
+    /// Long sequences (the AVX-512 path's chunked online softmax): context against the
+    /// whole-row path (taken when probabilities are requested) and, for a few rows, f64.
+    #[test]
+    fn long_sequences_match_whole_rows() {
+        let shape = AttentionShape {
+            batch: 1,
+            tokens: 4203,
+            heads: 1,
+            head_dim: 16,
+        };
+        let (t, d) = (shape.tokens, 16);
+        // A ramp in the keys makes the running maximum grow from chunk to chunk.
+        let qkv: Vec<f32> = (0..t * 3 * d)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0 + (i / (3 * d)) as f32 * 1e-3)
+            .collect();
+        let params = AttentionParams {
+            scale: 0.7,
+            head_mask: None,
+        };
+        let mut chunked = vec![0f32; t * d];
+        attention(&qkv, shape, params, &mut chunked, None, &mut Vec::new());
+        let mut whole = vec![0f32; t * d];
+        let mut probs = vec![0f32; t * t];
+        attention(
+            &qkv,
+            shape,
+            params,
+            &mut whole,
+            Some(&mut probs),
+            &mut Vec::new(),
+        );
+        for (k, (a, b)) in chunked.iter().zip(&whole).enumerate() {
+            assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "[{k}] {a} vs {b}");
+        }
+        let at = |r: usize, part: usize, c: usize| qkv[r * 3 * d + part * d + c] as f64;
+        for i in [0, 5, 47, 48, 2000, t - 1] {
+            let s: Vec<f64> = (0..t)
+                .map(|j| (0..d).map(|c| at(i, 0, c) * at(j, 1, c)).sum::<f64>() * 0.7)
+                .collect();
+            let max = s.iter().cloned().fold(f64::MIN, f64::max);
+            let z: f64 = s.iter().map(|v| (v - max).exp()).sum();
+            for c in 0..d {
+                let want: f64 = (0..t).map(|j| (s[j] - max).exp() / z * at(j, 2, c)).sum();
+                let got = chunked[i * d + c] as f64;
+                assert!(
+                    (got - want).abs() < 2e-5 * want.abs().max(1.0),
+                    "row {i} col {c}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub(crate) enum Out {
     Max(*mut __m512),
     /// Times one factor per row.
     Scaled(*const f32),
+    /// Added to what `c` holds.
+    Add,
 }
 
 /// One tile: `a` rows `a_stride` apart, `b` rows (one per k) `b_stride` apart of which `width`
@@ -116,6 +118,16 @@ impl Tile {
                             row.add(16 * q),
                             masks[q],
                             _mm512_mul_ps(acc[i][q], k),
+                        );
+                    }
+                }
+                Out::Add => {
+                    for q in 0..V {
+                        let c = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
+                        _mm512_mask_storeu_ps(
+                            row.add(16 * q),
+                            masks[q],
+                            _mm512_add_ps(c, acc[i][q]),
                         );
                     }
                 }
