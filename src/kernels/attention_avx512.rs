@@ -261,8 +261,8 @@ impl Job<'_> {
             );
             k0 += len;
         }
-        for i in 0..n {
-            let f = self.mult / sum[i];
+        for (i, total) in sum.iter().enumerate().take(n) {
+            let f = self.mult / total;
             let row = out.add(i * out_stride);
             for (c, v) in scratch.acc[i * hd..(i + 1) * hd].iter().enumerate() {
                 *row.add(c) = v * f;
