@@ -228,9 +228,13 @@ pub fn infer_config(weights: &BackboneWeights) -> Result<crate::Dinov2Config> {
     let patch = shape("embeddings.patch_embeddings.projection.weight")
         .ok_or_else(|| missing("embeddings.patch_embeddings.projection.weight"))?;
     let [d, c, ph, _] = patch[..] else {
-        return Err(Error::input("checkpoint", format!("patch projection has shape {patch:?}, expected (D, C, p, p)")));
+        return Err(Error::input(
+            "checkpoint",
+            format!("patch projection has shape {patch:?}, expected (D, C, p, p)"),
+        ));
     };
-    let pos = shape("embeddings.position_embeddings").ok_or_else(|| missing("embeddings.position_embeddings"))?;
+    let pos = shape("embeddings.position_embeddings")
+        .ok_or_else(|| missing("embeddings.position_embeddings"))?;
     let positions = pos.get(1).copied().unwrap_or(1).saturating_sub(1);
     let grid = (positions as f64).sqrt().round() as usize;
     if grid * grid != positions {
@@ -239,8 +243,12 @@ pub fn infer_config(weights: &BackboneWeights) -> Result<crate::Dinov2Config> {
             format!("position table has {positions} patch entries, which is not a square grid"),
         ));
     }
-    let layers = (0..).take_while(|i| shape(&format!("encoder.layer.{i}.norm1.weight")).is_some()).count();
-    let registers = shape("embeddings.register_tokens").and_then(|s| s.get(1).copied()).unwrap_or(0);
+    let layers = (0..)
+        .take_while(|i| shape(&format!("encoder.layer.{i}.norm1.weight")).is_some())
+        .count();
+    let registers = shape("embeddings.register_tokens")
+        .and_then(|s| s.get(1).copied())
+        .unwrap_or(0);
     let swiglu = shape("encoder.layer.0.mlp.weights_in.weight").is_some();
     let mut cfg = crate::Dinov2Config {
         model_type: if registers > 0 {

@@ -21,9 +21,16 @@ fn run_hf(case: &str) {
     let head_cfg = DepthAnythingConfig::from_file(dir.join("config.json")).unwrap();
     let head = DepthAnythingHead::load(&weights.store, &head_cfg, &Device::Cpu).unwrap();
     let io = load_expected(&format!("depth/{case}/io.safetensors"));
-    let features = backbone.features(&io["pixel_values"], &head.request()).unwrap();
+    let features = backbone
+        .features(&io["pixel_values"], &head.request())
+        .unwrap();
     let depth = head.forward(&features).unwrap();
-    assert_close(&format!("{case} predicted_depth"), &depth, &io["predicted_depth"], TOL);
+    assert_close(
+        &format!("{case} predicted_depth"),
+        &depth,
+        &io["predicted_depth"],
+        TOL,
+    );
 }
 
 #[test]

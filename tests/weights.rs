@@ -99,8 +99,18 @@ fn config_inferred_from_a_bare_pth() {
     let mut inferred = dinoreg::weights::infer_config(&weights).unwrap();
     let cfg = dinoreg::Dinov2Config::from_file(fixture("model/reg4/config.json")).unwrap();
     assert_eq!(
-        (inferred.hidden_size, inferred.num_hidden_layers, inferred.patch_size, inferred.image_size),
-        (cfg.hidden_size, cfg.num_hidden_layers, cfg.patch_size, cfg.image_size)
+        (
+            inferred.hidden_size,
+            inferred.num_hidden_layers,
+            inferred.patch_size,
+            inferred.image_size
+        ),
+        (
+            cfg.hidden_size,
+            cfg.num_hidden_layers,
+            cfg.patch_size,
+            cfg.image_size
+        )
     );
     assert_eq!(inferred.num_register_tokens, 4);
     assert_eq!(inferred.mlp_ratio, 4.0);
@@ -109,5 +119,10 @@ fn config_inferred_from_a_bare_pth() {
     let model = Dinov2Model::from_weights(inferred, &weights, &LoadOptions::default()).unwrap();
     let exp = load_expected("model/reg4/expected.safetensors");
     let out = model.forward(&exp["updown.pixel_values"]).unwrap();
-    assert_close("inferred", &out.last_hidden_state, &exp["updown.last_hidden_state"], TOL);
+    assert_close(
+        "inferred",
+        &out.last_hidden_state,
+        &exp["updown.last_hidden_state"],
+        TOL,
+    );
 }

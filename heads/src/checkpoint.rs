@@ -101,7 +101,9 @@ impl TensorStore {
             path,
             match last_err {
                 Some(e) => format!("not a readable PyTorch checkpoint ({e})"),
-                None => "no tensors found (expected a state dict, or one under `state_dict`)".into(),
+                None => {
+                    "no tensors found (expected a state dict, or one under `state_dict`)".into()
+                }
             },
         ))
     }
@@ -166,7 +168,13 @@ impl TensorStore {
     }
 
     /// Loads `name`, checking that its shape is `expected`, converted to `dtype` on `device`.
-    pub fn get(&self, name: &str, expected: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn get(
+        &self,
+        name: &str,
+        expected: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         match self.shape(name) {
             None => Err(Error::MissingTensor {
                 source_name: self.source_name.clone(),
@@ -267,6 +275,7 @@ impl<'a> Scope<'a> {
 
     /// Loads `name` whatever its shape.
     pub fn get_any(&self, name: &str) -> Result<Tensor> {
-        self.store.get_any(&self.path(name), self.dtype, &self.device)
+        self.store
+            .get_any(&self.path(name), self.dtype, &self.device)
     }
 }

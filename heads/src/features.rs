@@ -104,7 +104,9 @@ impl FeatureMaps {
         self.cls_tokens.as_deref().ok_or_else(|| {
             crate::Error::input(
                 "feature maps",
-                format!("{head} needs the CLS token of each layer; request it with cls_token = true"),
+                format!(
+                    "{head} needs the CLS token of each layer; request it with cls_token = true"
+                ),
             )
         })
     }

@@ -70,7 +70,12 @@ impl Conv2d {
     pub fn load(scope: &Scope<'_>, spec: ConvSpec) -> Result<Self> {
         let weight = scope.get(
             "weight",
-            &[spec.out_channels, spec.in_channels, spec.kernel, spec.kernel],
+            &[
+                spec.out_channels,
+                spec.in_channels,
+                spec.kernel,
+                spec.kernel,
+            ],
         )?;
         let bias = spec
             .bias
@@ -88,7 +93,12 @@ impl Conv2d {
     pub fn load_transposed(scope: &Scope<'_>, spec: ConvSpec) -> Result<Self> {
         let weight = scope.get(
             "weight",
-            &[spec.in_channels, spec.out_channels, spec.kernel, spec.kernel],
+            &[
+                spec.in_channels,
+                spec.out_channels,
+                spec.kernel,
+                spec.kernel,
+            ],
         )?;
         let bias = spec
             .bias
@@ -131,7 +141,12 @@ pub struct Linear {
 
 impl Linear {
     /// Loads `weight` `(out, in)` and, when `bias`, `bias` `(out,)` under `scope`.
-    pub fn load(scope: &Scope<'_>, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
+    pub fn load(
+        scope: &Scope<'_>,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let weight = scope.get("weight", &[out_features, in_features])?;
         let bias = bias
             .then(|| scope.get("bias", &[out_features]))
@@ -167,7 +182,13 @@ impl BatchNorm2d {
     }
 
     /// Builds the layer from its four tensors.
-    pub fn from_parts(weight: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<Self> {
+    pub fn from_parts(
+        weight: &Tensor,
+        bias: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+    ) -> Result<Self> {
         let c = weight.dim(0)?;
         let scale = weight.broadcast_div(&(var + eps)?.sqrt()?)?;
         let shift = (bias - mean.broadcast_mul(&scale)?)?;
