@@ -109,7 +109,7 @@ fn saved_head_round_trips_with_metadata() -> Result {
     let head = head.with_classes(ClassSet::from_names(names.clone())?)?;
     let mut meta = head.metadata();
     meta.backbone = Some("tiny".into());
-    let path = dir.join("head.safetensors");
+    let path = dir.path().join("head.safetensors");
     head.save(&path, &meta)?;
     let back = BnHead::load(&path, E, &Device::Cpu)?;
     assert_eq!(back.layers(), head.layers());
@@ -127,10 +127,11 @@ fn saved_head_round_trips_with_metadata() -> Result {
     Ok(())
 }
 
-fn tempdir(name: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("dinoreg-seg-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A scratch folder removed when the returned guard is dropped.
+fn tempdir(name: &str) -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("dinoreg-seg-test-{name}-"))
+        .tempdir()?)
 }
 
 /// The stand-in "backbone + head" of gen_segmentation.py: 1×1 conv, tanh, average pool by p, then
@@ -466,7 +467,7 @@ fn probe_training_beats_chance_and_repeats() -> Result {
     assert_ne!(a.history[0].train_loss, c.history[0].train_loss);
     // The saved head reloads and predicts the same thing.
     let dir = tempdir("probe")?;
-    let path = dir.join("probe.safetensors");
+    let path = dir.path().join("probe.safetensors");
     a.head.save(&path, &a.head.metadata())?;
     let back = BnHead::load(&path, E, &Device::Cpu)?;
     assert_eq!(back.classes().map(|c| c.name(1)), Some("disc".to_string()));
