@@ -68,15 +68,16 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A pointer shared by tasks that write disjoint parts of one buffer.
+/// A pointer shared by tasks that write disjoint parts of one buffer (also used by the AVX-512
+/// kernels).
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub(super) struct Shared(pub(super) *mut f32);
 // SAFETY: every task writes a disjoint set of elements (its own rows of its own head).
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::attention::{AttentionParams, AttentionShape};
+use super::attention::{AttentionParams, AttentionShape, Shared};
 use super::tile::{Out, Tile, ROWS, WIDTH as WIDE};
 use super::vector;
 
@@ -59,18 +59,6 @@ thread_local! {
             acc: Vec::new(),
         })
     };
-}
-
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: tasks write disjoint elements (their own rows of their own head).
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Attention of every head (see the module doc); the caller checked AVX-512F and the sizes.
