@@ -12,9 +12,9 @@ use dinoreg::heads::depth::{
     depth_anything_input_size, DepthAnythingConfig, DepthAnythingHead, DepthHead,
 };
 use dinoreg::heads::Head;
-use dinoreg::npy::{array_to_tensor, write_tensor};
+use dinoreg::io::npy::{array_to_tensor, write_tensor};
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{resize_rgb8, ImageProcessor, ProcessorConfig, Resample};
-use dinoreg::weights::open_backbone;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 use ndarray::Axis;
 

@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::ImageProcessor;
 use dinoreg::viz::render::save_png;
 use dinoreg::viz::{
     attention_pictures, pca_pictures, picture_options, AttentionOptions, DenseImage, Interpolation,
     PcaOptions,
 };
-use dinoreg::weights::open_backbone;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 
 fn main() -> anyhow::Result<()> {

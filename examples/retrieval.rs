@@ -9,11 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::ImageProcessor;
 use dinoreg::retrieval::{
     ApproxIndex, ApproxOptions, Descriptor, EmbedJob, EmbedOptions, EmbeddingIndex,
 };
-use dinoreg::weights::open_backbone;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 
 fn main() -> anyhow::Result<()> {

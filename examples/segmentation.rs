@@ -16,9 +16,9 @@ use dinoreg::heads::segmentation::{
     legend_entries, overlay, predict, BnHead, ClassSet, InferenceOptions, OverlayOptions,
 };
 use dinoreg::heads::Head;
-use dinoreg::npy::array_to_tensor;
+use dinoreg::io::npy::array_to_tensor;
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGENET_STD};
-use dinoreg::weights::open_backbone;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 use ndarray::Axis;
 

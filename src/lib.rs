@@ -7,38 +7,24 @@
 
 #![warn(missing_docs)]
 
-pub mod backbone;
-pub mod classify;
-pub mod colormap;
-pub mod config;
-pub mod embeddings;
 pub mod error;
-pub mod hub;
-pub mod image_io;
-pub mod intermediates;
-mod kernels;
-pub mod layers;
+pub mod io;
 pub mod model;
-pub mod npy;
-pub mod output;
-pub mod pos_embed;
 pub mod preprocess;
 pub mod retrieval;
 pub mod viz;
-pub mod weights;
 
-pub use backbone::{align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone};
-pub use classify::{Dinov2ForImageClassification, Prediction};
-pub use config::{Dinov2Config, HiddenAct, ModelType};
 pub use dinoreg_heads as heads;
 pub use error::{Error, Result};
-pub use hub::{resolve_model, ModelFiles};
-pub use image_io::{AlphaMode, DecodeLimits};
-pub use intermediates::{
-    Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
+pub use io::hub::{resolve_model, ModelFiles};
+pub use io::image::{AlphaMode, DecodeLimits};
+pub use model::kernels::profile;
+pub use model::{
+    align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone, Dinov2Config,
+    Dinov2ForImageClassification, Dinov2Model, ForwardOptions, HiddenAct, Intermediates,
+    IntermediatesOptions, LayerFeatures, LayerSelection, LoadOptions, ModelOutput, ModelType,
+    Prediction, TokenLayout,
 };
-pub use kernels::profile;
-pub use model::{Dinov2Model, ForwardOptions, LoadOptions, ModelOutput};
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
 
 /// The README's Rust examples, compiled and run as doctests.

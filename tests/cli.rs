@@ -57,7 +57,7 @@ fn features_from_pixels_match_hf() {
     let exp = load_expected("model/reg4/expected.safetensors");
     let dir = tempfile::tempdir().unwrap();
     let px = dir.path().join("px.npy");
-    dinoreg::npy::write_tensor(&px, &exp["updown.pixel_values"]).unwrap();
+    dinoreg::io::npy::write_tensor(&px, &exp["updown.pixel_values"]).unwrap();
     let out = dir.path().join("f.safetensors");
     ok(&dinoreg(&[
         "features",
@@ -140,7 +140,7 @@ fn preprocess_writes_the_pixel_tensor() {
         "--output",
         s(&out),
     ]));
-    let px = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
+    let px = dinoreg::io::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
     assert_eq!(px.dims(), &[1, 3, 224, 224]);
 }
 
@@ -149,7 +149,7 @@ fn classify_prints_top_k_and_writes_logits() {
     let exp = load_expected("model/classifier/expected.safetensors");
     let dir = tempfile::tempdir().unwrap();
     let px = dir.path().join("px.npy");
-    dinoreg::npy::write_tensor(&px, &exp["pixel_values"]).unwrap();
+    dinoreg::io::npy::write_tensor(&px, &exp["pixel_values"]).unwrap();
     let logits = dir.path().join("logits.npy");
     let stdout = ok(&dinoreg(&[
         "classify",
@@ -163,7 +163,7 @@ fn classify_prints_top_k_and_writes_logits() {
         s(&logits),
     ]));
     assert_eq!(stdout.matches('%').count(), 4, "{stdout}");
-    let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
+    let got = dinoreg::io::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
     assert_close("logits", &got, &exp["logits"], TOL);
 }
 
@@ -213,7 +213,7 @@ fn bad_inputs_fail_with_one_line() {
         "corrupt.png",
     );
     let bad_px = dir.path().join("bad.npy");
-    dinoreg::npy::write_tensor(
+    dinoreg::io::npy::write_tensor(
         &bad_px,
         &candle::Tensor::zeros((1, 4, 8, 8), candle::DType::F32, &candle::Device::Cpu).unwrap(),
     )
@@ -291,7 +291,7 @@ fn depth_from_pixels_matches_hf() {
     let io = load_expected("depth/da_relative/io.safetensors");
     let dir = tempfile::tempdir().unwrap();
     let px = dir.path().join("px.npy");
-    dinoreg::npy::write_tensor(&px, &io["pixel_values"]).unwrap();
+    dinoreg::io::npy::write_tensor(&px, &io["pixel_values"]).unwrap();
     let out = dir.path().join("depth.npy");
     let model = fixture("depth/da_relative");
     ok(&dinoreg(&[
@@ -303,7 +303,7 @@ fn depth_from_pixels_matches_hf() {
         "--output",
         s(&out),
     ]));
-    let got = dinoreg::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
+    let got = dinoreg::io::npy::read_tensor(&out, &candle::Device::Cpu).unwrap();
     assert_close("depth", &got, &io["predicted_depth"], TOL);
     let png = dir.path().join("depth.png");
     // A small model input (the tiny fixture has 4-pixel patches) keeps the test fast.
@@ -396,7 +396,7 @@ fn train_seg_then_segment() {
         "--output",
         s(&logits),
     ]));
-    let got = dinoreg::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
+    let got = dinoreg::io::npy::read_tensor(&logits, &candle::Device::Cpu).unwrap();
     assert_eq!(got.dims(), &[1, 2, 32, 32]);
     let overlay = dir.path().join("overlay.png");
     ok(&dinoreg(&[

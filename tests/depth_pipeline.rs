@@ -8,7 +8,7 @@ use candle::Device;
 use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::heads::depth::{DepthAnythingConfig, DepthAnythingHead};
 use dinoreg::heads::Head;
-use dinoreg::weights::open_backbone;
+use dinoreg::model::weights::open_backbone;
 use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 
 fn run_hf(case: &str) {

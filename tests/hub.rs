@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use dinoreg::hub::{parse_hub_id, resolve_model, resolve_model_with, HubOptions, ModelFiles};
+use dinoreg::io::hub::{parse_hub_id, resolve_model, resolve_model_with, HubOptions, ModelFiles};
 use dinoreg::Error;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";

@@ -296,7 +296,8 @@ fn dinov2_interpolates_without_antialias() {
     let mut reg_cfg = Dinov2Config::from_file(fixture("model/dinov2/config.json")).unwrap();
     reg_cfg.model_type = dinoreg::ModelType::Dinov2WithRegisters;
     let weights =
-        dinoreg::weights::open_backbone(&[fixture("model/dinov2/model.safetensors")]).unwrap();
+        dinoreg::model::weights::open_backbone(&[fixture("model/dinov2/model.safetensors")])
+            .unwrap();
     let as_registers =
         Dinov2Model::from_weights(reg_cfg, &weights, &LoadOptions::default()).unwrap();
     for size in ["updown", "down"] {

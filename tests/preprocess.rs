@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dinoreg::image_io::{decode_image, read_rgb, AlphaMode, DecodeLimits};
-use dinoreg::npy::{read_array, read_pixels, write_array};
+use dinoreg::io::image::{decode_image, read_rgb, AlphaMode, DecodeLimits};
+use dinoreg::io::npy::{read_array, read_pixels, write_array};
 use dinoreg::preprocess::{
     resize_rgb8, DenseOptions, ImageProcessor, Multiple, PadAnchor, ProcessorConfig, Resample, Size,
 };

@@ -10,7 +10,7 @@
 //! ```
 
 use candle::IndexOp;
-use dinoreg::hub::resolve_model;
+use dinoreg::io::hub::resolve_model;
 use dinoreg::preprocess::ImageProcessor;
 use dinoreg::{Dinov2Model, LoadOptions};
 

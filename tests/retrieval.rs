@@ -26,7 +26,7 @@ fn model() -> Dinov2Model {
 }
 
 fn expected(name: &str) -> Array2<f32> {
-    let a = dinoreg::npy::read_array(Path::new(FIXTURES).join(format!("expected_{name}.npy")))
+    let a = dinoreg::io::npy::read_array(Path::new(FIXTURES).join(format!("expected_{name}.npy")))
         .expect("expected descriptors");
     a.into_dimensionality().expect("2-D")
 }

@@ -73,7 +73,7 @@ fn backbone_nested_under_a_prefix() {
     );
     let path = dir.path().join("model.safetensors");
     candle::safetensors::save(&nested, &path).unwrap();
-    let weights = dinoreg::weights::open_backbone(std::slice::from_ref(&path)).unwrap();
+    let weights = dinoreg::model::weights::open_backbone(std::slice::from_ref(&path)).unwrap();
     assert_eq!(weights.prefix, "backbone.");
     check(&fixture("model/reg4/config.json"), &[path], TOL);
 }
@@ -95,8 +95,9 @@ fn half_precision_weights_load_as_f32() {
 
 #[test]
 fn config_inferred_from_a_bare_pth() {
-    let weights = dinoreg::weights::open_backbone(&[fixture("model/reg4/model.pth")]).unwrap();
-    let mut inferred = dinoreg::weights::infer_config(&weights).unwrap();
+    let weights =
+        dinoreg::model::weights::open_backbone(&[fixture("model/reg4/model.pth")]).unwrap();
+    let mut inferred = dinoreg::model::weights::infer_config(&weights).unwrap();
     let cfg = dinoreg::Dinov2Config::from_file(fixture("model/reg4/config.json")).unwrap();
     assert_eq!(
         (

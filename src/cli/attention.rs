@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "median_norm": norms.median(),
         });
         let json_path = out("attention.json".into());
-        dinoreg::output::write_bytes(
+        dinoreg::io::output::write_bytes(
             &json_path,
             format!("{}\n", serde_json::to_string_pretty(&summary)?).as_bytes(),
         )?;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use candle::{Device, Tensor};
 use dinoreg::heads::TensorStore;
+use dinoreg::model::weights::find_backbone;
 use dinoreg::profile;
-use dinoreg::weights::find_backbone;
 use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 
 use super::common::{device, ModelArgs, ModelSource};
@@ -208,7 +208,7 @@ fn load_model(args: &Args) -> anyhow::Result<Dinov2Model> {
         model: args.model.clone(),
         device: args.device.clone(),
     })?;
-    let weights = dinoreg::weights::open_backbone(&source.files.weights)?;
+    let weights = dinoreg::model::weights::open_backbone(&source.files.weights)?;
     let load = load.with_device(source.load.device.clone());
     Ok(Dinov2Model::from_weights(
         source.config.clone(),

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use candle::{Device, Tensor};
-use dinoreg::hub::{resolve_model, ModelFiles};
+use dinoreg::io::hub::{resolve_model, ModelFiles};
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::ImageProcessor;
-use dinoreg::weights::open_backbone;
 use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 
 /// `--model` and `--device`.
@@ -80,7 +80,7 @@ impl ModelSource {
             // A bare checkpoint (an original facebookresearch or Depth-Anything-V2 .pth): the config
             // comes from its tensor shapes.
             let weights = open_backbone(&[path.to_path_buf()])?;
-            let config = dinoreg::weights::infer_config(&weights)?;
+            let config = dinoreg::model::weights::infer_config(&weights)?;
             let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             return Ok(Self {
                 files: ModelFiles {
@@ -178,7 +178,7 @@ pub fn read_inputs(
     device: &Device,
 ) -> anyhow::Result<Inputs> {
     if let Some(p) = &inputs.pixels {
-        let pixels = dinoreg::npy::read_pixels(p, channels)?.to_device(device)?;
+        let pixels = dinoreg::io::npy::read_pixels(p, channels)?.to_device(device)?;
         return Ok(Inputs {
             pixels,
             paths: Vec::new(),
@@ -198,7 +198,7 @@ pub fn write_atomic(
     write: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut failure = None;
-    let result = dinoreg::output::write_with(path, |tmp| {
+    let result = dinoreg::io::output::write_with(path, |tmp| {
         write(tmp).map_err(|e| {
             let msg = format!("{e:#}");
             failure = Some(e);
@@ -226,7 +226,7 @@ pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> anyh
 
 /// Writes a tensor as a float32 `.npy`, atomically.
 pub fn write_npy(path: &Path, tensor: &Tensor) -> anyhow::Result<()> {
-    Ok(dinoreg::npy::write_tensor(path, tensor)?)
+    Ok(dinoreg::io::npy::write_tensor(path, tensor)?)
 }
 
 /// Output files for several inputs: `path` itself for one input, else `<stem>_<input stem>.<ext>`

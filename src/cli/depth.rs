@@ -21,16 +21,16 @@ use dinoreg::heads::depth::{
     OriginalDepthAnythingOptions,
 };
 use dinoreg::heads::{Head, TensorStore};
-use dinoreg::npy::{array_to_tensor, read_pixels};
+use dinoreg::io::npy::{array_to_tensor, read_pixels};
+use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{
     resize_rgb8, DenseOptions, ImageProcessor, ProcessorConfig, Resample, IMAGENET_MEAN,
     IMAGENET_STD,
 };
-use dinoreg::weights::open_backbone;
 use dinoreg::Dinov2Model;
 use ndarray::Axis;
 
-use dinoreg::colormap::Colormap;
+use dinoreg::viz::colormap::Colormap;
 
 use super::common::{
     expand_images, per_input_paths, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource,

@@ -17,7 +17,7 @@ use dinoreg::heads::discovery::{
     pad_to_patches, Discovery, Lost, LostOptions, TokenCut, TokenCutOptions,
 };
 use dinoreg::heads::{FeatureSource, Head};
-use dinoreg::npy::{array_to_tensor, read_pixels};
+use dinoreg::io::npy::{array_to_tensor, read_pixels};
 use dinoreg::preprocess::{
     DenseOptions, ImageProcessor, Multiple, PadAnchor, IMAGENET_MEAN, IMAGENET_STD,
 };

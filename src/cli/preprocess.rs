@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dinoreg::hub::resolve_model;
+use dinoreg::io::hub::resolve_model;
 use dinoreg::preprocess::ImageProcessor;
 
 use super::common::write_npy;

@@ -18,7 +18,7 @@ use dinoreg::heads::segmentation::{
     legend_entries, overlay, predict, BnHead, ClassSet, InferenceOptions, OverlayOptions, Window,
 };
 use dinoreg::heads::Head;
-use dinoreg::npy::{array_to_tensor, read_pixels};
+use dinoreg::io::npy::{array_to_tensor, read_pixels};
 use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGENET_STD};
 use dinoreg::Dinov2Model;
 use ndarray::Axis;

@@ -28,7 +28,7 @@ use dinoreg::heads::segmentation::{
     Sample, SplitMix64, StepStats, TrainObserver, TrainOptions, IGNORE_INDEX,
 };
 use dinoreg::heads::FeatureRequest;
-use dinoreg::image_io::{decode_image, DecodeLimits};
+use dinoreg::io::image::{decode_image, DecodeLimits};
 use dinoreg::preprocess::ImageProcessor;
 use dinoreg::Dinov2Model;
 use image::DynamicImage;

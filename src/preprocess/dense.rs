@@ -17,7 +17,7 @@ use ndarray::{s, Array3, Axis};
 use super::config::Size;
 use super::processor::ImageProcessor;
 use super::resample::resize_rgb8;
-use crate::npy::array_to_tensor;
+use crate::io::npy::array_to_tensor;
 use crate::{Error, Result};
 
 /// Where the padding goes.

@@ -7,7 +7,7 @@
 //! - [`dense`]: aspect-ratio-keeping inputs whose sides are multiples of the patch size, with
 //!   [`DenseMeta`] to map outputs back to the image.
 //!
-//! Decoding and RGB conversion live in [`crate::image_io`].
+//! Decoding and RGB conversion live in [`crate::io::image`].
 
 pub mod config;
 pub mod dense;

@@ -2,7 +2,7 @@
 //!
 //! Mirrors transformers' `BitImageProcessor` (PIL backend, `BitImageProcessorPil` in v5) as the DINOv2
 //! with registers checkpoints ship it:
-//! 1. `convert_to_rgb` (see [`crate::image_io`]; alpha dropped by default, composited on white with
+//! 1. `convert_to_rgb` (see [`crate::io::image`]; alpha dropped by default, composited on white with
 //!    [`AlphaMode::White`] as transformers v5 does);
 //! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`](super::Size::output_size);
 //! 3. center crop at `top = (H - h) // 2`, `left = (W - w) // 2` (floor division), zero padding where the
@@ -19,8 +19,8 @@ use rayon::prelude::*;
 
 use super::config::ProcessorConfig;
 use super::resample::resize_rgb8;
-use crate::image_io::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
-use crate::npy::array_to_tensor;
+use crate::io::image::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
+use crate::io::npy::array_to_tensor;
 use crate::{Error, Result};
 
 /// File name of the preprocessing settings in a model folder.

@@ -12,7 +12,7 @@ use instant_distance::{Builder, HnswMap, Search};
 use serde::{Deserialize, Serialize};
 
 use super::index::{EmbeddingIndex, Hit};
-use crate::output::write_bytes;
+use crate::io::output::write_bytes;
 use crate::{Error, Result};
 
 /// The file name of the saved index.

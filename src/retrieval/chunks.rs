@@ -116,7 +116,7 @@ impl Journal {
         let rows = data.len() / self.dims.max(1);
         let array = Array2::from_shape_vec((rows, self.dims), data)
             .map_err(|e| Error::input("chunk", e.to_string()))?;
-        crate::npy::write_array(self.file(number, "npy"), &array)?;
+        crate::io::npy::write_array(self.file(number, "npy"), &array)?;
         write_lines(&self.file(number, "tsv"), lines.iter().map(String::as_str))?;
         Ok(number)
     }
@@ -141,7 +141,7 @@ impl Journal {
                 format!("{why}; delete this chunk (its .tsv and .npy) to embed its images again"),
             )
         };
-        let array = crate::npy::read_array(&npy)?;
+        let array = crate::io::npy::read_array(&npy)?;
         let rows = array.shape().first().copied().unwrap_or(0);
         if array.ndim() != 2 || (rows > 0 && array.shape()[1] != self.dims) {
             return Err(corrupt(format!(

@@ -28,8 +28,8 @@ use super::chunks::{check_path, Journal, Outcome, Record};
 use super::descriptor::Descriptor;
 use super::shard::Shard;
 use super::store::{ensure_dir, Embeddings, IndexMeta, Skipped, FORMAT_VERSION};
+use crate::io::npy::array_to_tensor;
 use crate::model::Dinov2Model;
-use crate::npy::array_to_tensor;
 use crate::preprocess::ImageProcessor;
 use crate::{Error, Result};
 

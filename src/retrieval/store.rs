@@ -10,7 +10,7 @@
 //! | `hnsw.bin` | the optional approximate index (see [`super::approx`]) |
 //!
 //! Every file is written to a temporary file in the same folder and renamed over its target
-//! ([`crate::output`]).
+//! ([`crate::io::output`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::shard::Shard;
-use crate::output::write_bytes;
+use crate::io::output::write_bytes;
 use crate::{Error, Result};
 
 /// The metadata file.
@@ -110,7 +110,7 @@ impl Embeddings {
                 "the embedding job has not finished; run `dinoreg embed` again with the same arguments to resume it",
             ));
         }
-        let array = crate::npy::read_array(dir.join(EMBEDDINGS_FILE))?;
+        let array = crate::io::npy::read_array(dir.join(EMBEDDINGS_FILE))?;
         let vectors = array.into_dimensionality::<ndarray::Ix2>().map_err(|_| {
             Error::input(
                 dir.join(EMBEDDINGS_FILE).display().to_string(),
@@ -150,7 +150,7 @@ impl Embeddings {
 
     /// Writes the consolidated files, then `index.json` (last, with `complete: true`).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        crate::npy::write_array(dir.join(EMBEDDINGS_FILE), &self.vectors)?;
+        crate::io::npy::write_array(dir.join(EMBEDDINGS_FILE), &self.vectors)?;
         write_lines(&dir.join(PATHS_FILE), self.paths.iter().map(String::as_str))?;
         let skipped: Vec<String> = self
             .skipped

@@ -11,8 +11,8 @@
 use candle::{Tensor, D};
 use ndarray::{Array2, Array3, ArrayView2};
 
+use crate::io::npy::tensor_to_array;
 use crate::model::{Dinov2Model, ForwardOptions};
-use crate::npy::tensor_to_array;
 use crate::{Error, Result};
 
 /// The registers paper's norm threshold for artifact tokens.

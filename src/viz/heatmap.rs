@@ -97,7 +97,7 @@ pub fn normalize(values: ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// The viridis colour of `t` in `[0, 1]` (clamped).
 pub fn viridis(t: f32) -> [u8; 3] {
-    crate::colormap::Colormap::Viridis.color(t)
+    crate::viz::colormap::Colormap::Viridis.color(t)
 }
 
 /// A `(H, W)` map of values in `[0, 1]` as a viridis picture.

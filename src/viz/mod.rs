@@ -10,6 +10,7 @@
 //! - [`render`]: from image files to those pictures.
 
 pub mod attention;
+pub mod colormap;
 pub mod heatmap;
 pub mod pca;
 pub mod render;

@@ -13,8 +13,8 @@ use ndarray::{Array2, Axis};
 use super::attention::{attention_maps, AttentionMaps, AttentionOptions};
 use super::heatmap::{blend, heatmap, rgb_image, to_image, Interpolation};
 use super::pca::{pca_rgb, PcaOptions};
+use crate::io::npy::{array_to_tensor, tensor_to_array};
 use crate::model::Dinov2Model;
-use crate::npy::{array_to_tensor, tensor_to_array};
 use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple};
 use crate::{Error, Result};
 
@@ -191,9 +191,9 @@ pub fn unique_stems(paths: &[std::path::PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// Saves `image` as a PNG at `path`, atomically ([`crate::output::write_with`]).
+/// Saves `image` as a PNG at `path`, atomically ([`crate::io::output::write_with`]).
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
-    crate::output::write_with(path, |tmp| {
+    crate::io::output::write_with(path, |tmp| {
         image
             .save_with_format(tmp, image::ImageFormat::Png)
             .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))

@@ -11,8 +11,8 @@ pub(crate) mod fused;
 mod norm;
 mod patch_embed;
 
-pub use attention::{Attention, AttentionOutput, Qkv};
-pub use block::{Block, BlockOptions, BlockOutput};
+pub use attention::{Attention, Qkv};
+pub use block::{Block, BlockOptions};
 pub use ffn::FeedForward;
 pub use norm::LayerNorm;
 pub use patch_embed::PatchEmbed;

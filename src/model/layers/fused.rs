@@ -14,13 +14,13 @@
 use candle::{Device, Tensor};
 
 use super::{Block, BlockOptions, Qkv};
-use crate::config::HiddenAct;
-use crate::kernels::attention::{attention, AttentionParams, AttentionShape};
-use crate::kernels::matmul::{matmul, Layout, Product};
-use crate::kernels::profile::{time, Part};
-use crate::kernels::rows;
-use crate::kernels::vector::Act;
-use crate::kernels::weights::f32_slice;
+use crate::model::config::HiddenAct;
+use crate::model::kernels::attention::{attention, AttentionParams, AttentionShape};
+use crate::model::kernels::matmul::{matmul, Layout, Product};
+use crate::model::kernels::profile::{time, Part};
+use crate::model::kernels::rows;
+use crate::model::kernels::vector::Act;
+use crate::model::kernels::weights::f32_slice;
 use crate::{Error, Result};
 
 /// The buffers of one fused forward pass.

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use candle::{DType, Device, Tensor};
 use dinoreg_heads::Scope;
 
-use crate::config::Dinov2Config;
-use crate::embeddings::Embeddings;
-use crate::kernels::attention::{pack_len, AttentionShape};
-use crate::kernels::memory;
-use crate::kernels::profile::{time, Part};
-use crate::layers::fused::{wide_width, Workspace};
-use crate::layers::{Block, BlockOptions, LayerNorm, Qkv};
-use crate::weights::{open_backbone, BackboneWeights};
+use crate::model::config::Dinov2Config;
+use crate::model::embeddings::Embeddings;
+use crate::model::kernels::attention::{pack_len, AttentionShape};
+use crate::model::kernels::memory;
+use crate::model::kernels::profile::{time, Part};
+use crate::model::layers::fused::{wide_width, Workspace};
+use crate::model::layers::{Block, BlockOptions, LayerNorm, Qkv};
+use crate::model::weights::{open_backbone, BackboneWeights};
 use crate::{Error, Result};
 
 /// Where and in which precision a model runs.

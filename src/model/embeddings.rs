@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use candle::{DType, Tensor};
 use dinoreg_heads::Scope;
 
-use crate::config::Dinov2Config;
-use crate::layers::PatchEmbed;
-use crate::pos_embed::resize_grid;
+use crate::model::config::Dinov2Config;
+use crate::model::layers::PatchEmbed;
+use crate::model::pos_embed::resize_grid;
 use crate::{Error, Result};
 
 /// Embedding parameters and the per-grid cache of resized position tables.

@@ -269,7 +269,7 @@ impl Dinov2Config {
                 ));
             }
         }
-        crate::backbone::align_out_stages(
+        crate::model::backbone::align_out_stages(
             &self.derived_stage_names(),
             self.out_features.as_deref(),
             self.out_indices.as_deref(),

@@ -44,7 +44,6 @@ pub struct Attention {
     out_weight_t: Tensor,
     out_bias: Tensor,
     heads: usize,
-    dim: usize,
     scale: f64,
 }
 
@@ -77,7 +76,6 @@ impl Attention {
             out_weight_t,
             out_bias,
             heads,
-            dim,
             scale: ((dim / heads) as f64).powf(-0.5),
         })
     }
@@ -157,11 +155,6 @@ impl Attention {
             &self.out_weight_t,
             &self.out_bias,
         )
-    }
-
-    /// Width D.
-    pub fn dim(&self) -> usize {
-        self.dim
     }
 }
 

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use candle::{DType, Module, Tensor};
 use dinoreg_heads::Scope;
 
-use crate::kernels::{rows, weights::f32_slice};
+use crate::model::kernels::{rows, weights::f32_slice};
 use crate::Result;
 
 /// LayerNorm over the last dimension, with weight and bias.

@@ -7,7 +7,7 @@ use candle::Tensor;
 use dinoreg_heads::Scope;
 
 use super::{Attention, FeedForward, LayerNorm, Qkv};
-use crate::config::Dinov2Config;
+use crate::model::config::Dinov2Config;
 use crate::Result;
 
 /// What a block should return besides its output.

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use candle::{DType, Tensor, D};
 
-use crate::config::Dinov2Config;
+use crate::model::config::Dinov2Config;
+use crate::model::weights::open_backbone;
 use crate::model::{Dinov2Model, LoadOptions};
-use crate::weights::open_backbone;
 use crate::{Error, Result};
 
 /// One predicted class.

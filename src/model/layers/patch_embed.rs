@@ -2,7 +2,7 @@
 //! with bias. Pixels `(B, C, H, W)` → tokens `(B, (H/p)·(W/p), D)`, row-major; trailing rows and
 //! columns that do not fill a patch are ignored (HF floors).
 
-use candle::{DType, Tensor};
+use candle::Tensor;
 use dinoreg_heads::Scope;
 
 use crate::{Error, Result};
@@ -78,10 +78,5 @@ impl PatchEmbed {
             .reshape((b * gh * gw, c * p * p))?;
         let y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
         Ok(y.reshape((b, gh * gw, self.dim))?)
-    }
-
-    /// The dtype of the weights.
-    pub fn dtype(&self) -> DType {
-        self.weight.dtype()
     }
 }

@@ -8,7 +8,7 @@ use candle::{Tensor, D};
 use dinoreg_heads::Scope;
 
 use super::attention::fold_output_scale;
-use crate::config::{Dinov2Config, HiddenAct};
+use crate::model::config::{Dinov2Config, HiddenAct};
 use crate::Result;
 
 /// A linear layer stored transposed for a plain matmul: `y = x Wᵀ + b`.

@@ -148,7 +148,7 @@ where
     standard
         .write_npy(&mut bytes)
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    crate::output::write_bytes(path, &bytes)
+    crate::io::output::write_bytes(path, &bytes)
 }
 
 /// Writes a tensor as a C-order float32 `.npy` file (see [`write_array`]).
