@@ -584,6 +584,20 @@ def is_avx512_name(s):
     return any(t in s for t in ("avx512", "avx-512", "avx10", "amx"))
 
 
+def binary_mentions(path, needle):
+    """Whether the file at `path` contains the bytes `needle` (e.g. an environment variable's name)."""
+    try:
+        with open(path, "rb") as f:
+            tail = b""
+            while chunk := f.read(1 << 24):
+                if needle in tail + chunk:
+                    return True
+                tail = chunk[-len(needle):]
+    except OSError:
+        pass
+    return False
+
+
 def isa_report(a, probe, rows, gemms, dinoreg_lines):
     """Per engine: (capped to AVX2?, what it reports using) for the model, and (capped?) for its
     sgemm. In native mode `capped` just records whether only AVX2-or-narrower kernels ran."""
@@ -617,9 +631,12 @@ def isa_report(a, probe, rows, gemms, dinoreg_lines):
         said = sorted(set(dinoreg_lines))
         if said:
             out["dinoreg"] = (not any(is_avx512_name(l) for l in said), "dinoreg says: " + " | ".join(said[:3]))
+        elif not capped_mode:
+            out["dinoreg"] = (None, "its AVX-512 kernels when the CPU has AVX-512")
+        elif not binary_mentions(a.dinoreg, b"DINOREG_SIMD"):
+            out["dinoreg"] = (False, "DINOREG_SIMD=avx2 set, but this binary does not contain that name: it ignores it")
         else:
-            out["dinoreg"] = (None, "DINOREG_SIMD=avx2 set; this build does not print its kernel path, so not verified"
-                              if capped_mode else "native (its AVX-512 kernels when the CPU has AVX-512)")
+            out["dinoreg"] = (None, "DINOREG_SIMD=avx2 set and read by this build; it does not print its kernel path")
     return out, gemm_capped
 
 
@@ -812,7 +829,7 @@ def render(a, results, gemms, isa_info, gemm_capped, cpu, isa):
     lines = []
     lines.append(
         f"**{cpu}, {isa}**, {a.threads} thread(s), f32, {'ISA capped to ' + a.isa.upper() if capped_mode else 'native ISA'}; "
-        f"medians of {a.iters} passes after {a.warmup} warm-up; random weights in the HF layout; "
+        f"medians of {a.iters} pass{'es' if a.iters != 1 else ''} after {a.warmup} warm-up; random weights in the HF layout; "
         + ", ".join(versions)
         + " (PyTorch with SDPA; ONNX Runtime and OpenVINO on the same `torch.onnx.export(dynamo=True, opset_version=18)` graph, "
         f"OpenVINO with INFERENCE_PRECISION_HINT={a.ov_precision}). Ratio = dinoreg's median / the peer's (below 1.0: dinoreg faster). "
@@ -848,9 +865,10 @@ def render(a, results, gemms, isa_info, gemm_capped, cpu, isa):
             )
             + "."
         )
-    if any(r.get("dinoreg_unsupported") for r in results):
-        lines.append("n/s: dinoreg: not supported by this build (" + "; ".join(
-            f"{r['label']}: {r['dinoreg_unsupported']}" for r in results if r.get("dinoreg_unsupported")) + ").")
+    errors = sorted({re.sub(r"^error: (config )?\S+: ", "", r["dinoreg_unsupported"])
+                     for r in results if r.get("dinoreg_unsupported")})
+    if errors:
+        lines.append("n/s: dinoreg: not supported by this build (it says: " + "; ".join(errors) + ").")
     lines.append(
         f"Max rel. diff: max |engine − PyTorch| / max |PyTorch| over last_hidden_state and pooler_output on one "
         f"random normal input; ⚠ marks engines off by more than {TOLERANCE:g}."
@@ -863,9 +881,9 @@ def render(a, results, gemms, isa_info, gemm_capped, cpu, isa):
                 capped, detail = isa_info[e]
                 if capped_mode:
                     verdict = {True: "capped", False: "NOT capped", None: "cap requested, unverified"}[capped]
+                    lines.append(f"- {NAMES[e]}: **{verdict}**: {detail}")
                 else:
-                    verdict = "native"
-                lines.append(f"- {NAMES[e]}: {verdict}: {detail}")
+                    lines.append(f"- {NAMES[e]}: {detail}")
     return "\n".join(lines) + "\n"
 
 
