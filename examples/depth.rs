@@ -15,6 +15,7 @@ use dinoreg::heads::Head;
 use dinoreg::io::npy::{array_to_tensor, write_tensor};
 use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{resize_rgb8, ImageProcessor, ProcessorConfig, Resample};
+use dinoreg::Vit;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 use ndarray::Axis;
 

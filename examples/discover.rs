@@ -11,6 +11,7 @@ use dinoreg::heads::discovery::{Lost, LostOptions, TokenCut, TokenCutOptions};
 use dinoreg::heads::Head;
 use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{DenseOptions, ImageProcessor, Multiple, PadAnchor};
+use dinoreg::Vit;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 
 fn main() -> anyhow::Result<()> {

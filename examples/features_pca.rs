@@ -16,6 +16,7 @@ use dinoreg::viz::{
     attention_pictures, pca_pictures, picture_options, AttentionOptions, DenseImage, Interpolation,
     PcaOptions,
 };
+use dinoreg::Vit;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 
 fn main() -> anyhow::Result<()> {

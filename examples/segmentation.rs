@@ -19,6 +19,7 @@ use dinoreg::heads::Head;
 use dinoreg::io::npy::array_to_tensor;
 use dinoreg::model::weights::open_backbone;
 use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGENET_STD};
+use dinoreg::Vit;
 use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
 use ndarray::Axis;
 

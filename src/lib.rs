@@ -20,10 +20,11 @@ pub use io::hub::{resolve_model, ModelFiles};
 pub use io::image::{AlphaMode, DecodeLimits};
 pub use model::kernels::profile;
 pub use model::{
-    align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone, Dinov2Config,
-    Dinov2ForImageClassification, Dinov2Model, ForwardOptions, HiddenAct, Intermediates,
-    IntermediatesOptions, LayerFeatures, LayerSelection, LoadOptions, ModelOutput, ModelType,
-    Prediction, TokenLayout,
+    align_out_stages, Backbone, BackboneForwardOptions, BackboneOptions, BackboneOutput, DinoModel,
+    Dinov2Config, Dinov2ForImageClassification, Dinov2Model, EncodeRequest, Encoded, Family,
+    ForwardOptions, HiddenAct, Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection,
+    LoadOptions, ModelConfig, ModelOutput, ModelSource, ModelType, Prediction, Pretrained,
+    TokenLayout, Vit, VitInfo,
 };
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
 

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use candle::Tensor;
 use common::{assert_close, fixture, load_expected};
-use dinoreg::{Dinov2Backbone, Dinov2ForImageClassification, Dinov2Model, LoadOptions};
+use dinoreg::Vit;
+use dinoreg::{Backbone, Dinov2ForImageClassification, Dinov2Model, LoadOptions};
 
 /// Compile-time check: the model types can be shared between threads.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Dinov2Model>();
-    send_sync::<Dinov2Backbone>();
+    send_sync::<Backbone<dinoreg::Dinov2Model>>();
     send_sync::<Dinov2ForImageClassification>();
     send_sync::<Arc<Dinov2Model>>();
 };

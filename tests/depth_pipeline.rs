@@ -9,6 +9,7 @@ use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::heads::depth::{DepthAnythingConfig, DepthAnythingHead};
 use dinoreg::heads::Head;
 use dinoreg::model::weights::open_backbone;
+use dinoreg::Vit;
 use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 
 fn run_hf(case: &str) {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use candle::{DType, Device, Tensor};
 use common::{fixture, load_expected, max_diff};
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, LoadOptions};
 
 /// Writes the reg4 fixture with every tensor in `dtype` into `dir`.

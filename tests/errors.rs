@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use candle::{DType, Device, Tensor};
 use common::fixture;
+use dinoreg::Vit;
 use dinoreg::{
-    BackboneOptions, Dinov2Backbone, Dinov2Config, Dinov2Model, Error, ForwardOptions, LoadOptions,
+    Backbone, BackboneOptions, Dinov2Config, Dinov2Model, Error, ForwardOptions, LoadOptions,
 };
 
 fn reg4() -> Dinov2Model {
@@ -227,7 +228,7 @@ fn invalid_stage_selections() {
         ),
     ];
     for (opts, needle) in cases {
-        let e = Dinov2Backbone::new(model.clone(), &opts).unwrap_err();
+        let e = Backbone::new(model.clone(), &opts).unwrap_err();
         let msg = one_line(&e);
         assert!(matches!(e, Error::InvalidOption { .. }), "{msg}");
         assert!(msg.contains(needle), "{needle:?} not in {msg}");
@@ -260,7 +261,7 @@ fn bad_pixels_and_optional_inputs() {
     let e = model.forward_with(&px, &bad_pos).unwrap_err();
     assert!(one_line(&e).contains("bool_masked_pos"), "{e}");
     let e = model
-        .forward_with(&px, &ForwardOptions::default().with_qkv_of_block(3))
+        .forward_with(&px, &ForwardOptions::default().with_qkv_block(3))
         .unwrap_err();
     assert!(one_line(&e).contains("out of range"), "{e}");
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use candle::Tensor;
 use common::{assert_close, fixture, load_expected, TOL};
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, ForwardOptions, LoadOptions};
 
 fn load(case: &str) -> Dinov2Model {
@@ -50,7 +51,7 @@ fn hidden_states_attentions_masks_and_keys() {
     let opts = ForwardOptions::default()
         .with_hidden_states(true)
         .with_attentions(true)
-        .with_qkv_of_block(-1);
+        .with_qkv_block(-1);
     let out = model.forward_with(px, &opts).unwrap();
     for (i, h) in out.hidden_states.unwrap().iter().enumerate() {
         assert_close(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::io::hub::{resolve_model_with, HubOptions};
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, LoadOptions};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";

@@ -6,6 +6,7 @@ mod common;
 use candle::IndexOp;
 use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::heads::{FeatureRequest, FeatureSource};
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, IntermediatesOptions, LayerSelection, LoadOptions, TokenLayout};
 
 fn reg4() -> Dinov2Model {
@@ -26,7 +27,7 @@ fn blocks_match_backbone_stages() {
     let inter = model
         .forward_intermediates(
             px,
-            &IntermediatesOptions::default().with_layers(LayerSelection::Indices(vec![0, -1])),
+            &IntermediatesOptions::default().with_blocks(LayerSelection::Blocks(vec![0, -1])),
         )
         .unwrap();
     assert_eq!(inter.grid, (9, 4));
@@ -49,7 +50,7 @@ fn blocks_match_backbone_stages() {
         .forward_intermediates(
             px,
             &IntermediatesOptions::default()
-                .with_layers(LayerSelection::Indices(vec![0, 2]))
+                .with_blocks(LayerSelection::Blocks(vec![0, 2]))
                 .with_norm(false),
         )
         .unwrap();
@@ -76,7 +77,7 @@ fn layouts_and_prefix_tokens() {
             .forward_intermediates(
                 px,
                 &IntermediatesOptions::default()
-                    .with_layers(LayerSelection::Last(1))
+                    .with_blocks(LayerSelection::Last(1))
                     .with_layout(layout)
                     .with_prefix_tokens(true),
             )
@@ -116,7 +117,7 @@ fn head_adapter_outputs_and_keys() {
     let exp = load_expected("model/reg4/expected.safetensors");
     let px = &exp["updown.pixel_values"];
     let maps = model
-        .features(px, &FeatureRequest::layers(vec![0, 2]).with_cls_token(true))
+        .features(px, &FeatureRequest::blocks(vec![0, 2]).with_cls_token(true))
         .unwrap();
     assert_eq!(maps.patch_size, 4);
     assert_eq!(maps.input_size, (36, 16));
@@ -133,7 +134,7 @@ fn head_adapter_outputs_and_keys() {
     let keys = model
         .features(
             px,
-            &FeatureRequest::layers(vec![-1]).with_source(FeatureSource::Keys),
+            &FeatureRequest::blocks(vec![-1]).with_source(FeatureSource::Keys),
         )
         .unwrap();
     let expected = exp["updown.last_keys"]
@@ -146,7 +147,7 @@ fn head_adapter_outputs_and_keys() {
     assert_close("keys", &keys.maps[0], &expected, TOL);
     let two = model.features(
         px,
-        &FeatureRequest::layers(vec![1, 2]).with_source(FeatureSource::Keys),
+        &FeatureRequest::blocks(vec![1, 2]).with_source(FeatureSource::Keys),
     );
     assert!(two.unwrap_err().to_string().contains("one block"));
 }
@@ -159,12 +160,12 @@ fn invalid_selections() {
     for (sel, needle) in [
         (LayerSelection::Last(0), "last 0"),
         (LayerSelection::Last(4), "last 4"),
-        (LayerSelection::Indices(vec![2, 1]), "increasing"),
-        (LayerSelection::Indices(vec![3]), "out of range"),
-        (LayerSelection::Indices(vec![]), "no block"),
+        (LayerSelection::Blocks(vec![2, 1]), "increasing"),
+        (LayerSelection::Blocks(vec![3]), "out of range"),
+        (LayerSelection::Blocks(vec![]), "no block"),
     ] {
         let e = model
-            .forward_intermediates(px, &IntermediatesOptions::default().with_layers(sel))
+            .forward_intermediates(px, &IntermediatesOptions::default().with_blocks(sel))
             .unwrap_err();
         assert!(e.to_string().contains(needle), "{needle:?} not in {e}");
     }

@@ -8,6 +8,7 @@ mod common;
 
 use candle::{Device, Tensor};
 use common::fixture;
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, Error, ForwardOptions, LoadOptions};
 
 fn model(fused: bool) -> Dinov2Model {

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use candle::Tensor;
 use common::{assert_close, fixture, load_expected, TOL};
+use dinoreg::Vit;
 use dinoreg::{
-    BackboneOptions, Dinov2Backbone, Dinov2Config, Dinov2ForImageClassification, Dinov2Model,
+    Backbone, BackboneOptions, Dinov2Config, Dinov2ForImageClassification, Dinov2Model,
     ForwardOptions, LoadOptions,
 };
 
@@ -111,7 +112,7 @@ fn last_layer_keys() {
     let out = model
         .forward_with(
             &exp["updown.pixel_values"],
-            &ForwardOptions::default().with_qkv_of_block(-1),
+            &ForwardOptions::default().with_qkv_block(-1),
         )
         .unwrap();
     assert_close("keys", &out.qkv.unwrap().k, &exp["updown.last_keys"], TOL);
@@ -168,8 +169,8 @@ fn head_masks() {
     );
 }
 
-fn backbone(case: &str, opts: BackboneOptions) -> Dinov2Backbone {
-    Dinov2Backbone::new(Arc::new(load(case)), &opts).unwrap()
+fn backbone(case: &str, opts: BackboneOptions) -> Backbone<Arc<Dinov2Model>> {
+    Backbone::new(Arc::new(load(case)), &opts).unwrap()
 }
 
 fn check_backbone(case: &str, combo: &str, opts: BackboneOptions, sizes: &[&str], n_maps: usize) {

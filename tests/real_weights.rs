@@ -12,6 +12,7 @@
 use candle::IndexOp;
 use dinoreg::io::hub::resolve_model;
 use dinoreg::preprocess::ImageProcessor;
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, LoadOptions};
 
 #[test]

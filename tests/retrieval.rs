@@ -8,6 +8,7 @@ use dinoreg::retrieval::{
     merge_shards, ApproxIndex, ApproxOptions, Descriptor, EmbedJob, EmbedOptions, EmbeddingIndex,
     Embeddings, Shard,
 };
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, LoadOptions};
 use ndarray::Array2;
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use candle::{DType, Device, Tensor};
 use common::{assert_close, fixture, load_expected, TOL};
+use dinoreg::Vit;
 use dinoreg::{Dinov2Model, LoadOptions};
 
 fn tensors() -> HashMap<String, Tensor> {

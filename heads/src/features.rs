@@ -26,7 +26,7 @@ pub enum FeatureSource {
 pub struct FeatureRequest {
     /// 0-based block indices, in increasing order; negative values count from the end (-1 is the last
     /// block). Block `j` is HF backbone stage `stage{j+1}`.
-    pub layers: Vec<isize>,
+    pub blocks: Vec<i64>,
     /// Apply the backbone's final LayerNorm to each map (ignored for keys, queries and values).
     pub norm: bool,
     /// Also return each layer's CLS token.
@@ -37,9 +37,9 @@ pub struct FeatureRequest {
 
 impl FeatureRequest {
     /// Output tokens of the given blocks, final LayerNorm applied, no CLS token.
-    pub fn layers(layers: impl Into<Vec<isize>>) -> Self {
+    pub fn blocks(blocks: impl Into<Vec<i64>>) -> Self {
         Self {
-            layers: layers.into(),
+            blocks: blocks.into(),
             norm: true,
             cls_token: false,
             source: FeatureSource::Output,
@@ -117,7 +117,7 @@ pub trait Head {
     /// What the head returns, for example logits `(B, K, H, W)` or depth `(B, H, W)`.
     type Output;
 
-    /// The layers and tensors the head reads.
+    /// The blocks and tensors the head reads.
     fn request(&self) -> FeatureRequest;
 
     /// Runs the head on feature maps produced for [`Head::request`].

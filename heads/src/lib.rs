@@ -4,7 +4,7 @@
 //! BNHead, linear and multi-scale), depth (Depth-Anything-V2's DPT, dinov2's linear and DPT depth
 //! heads) and unsupervised object discovery (LOST, TokenCut).
 //!
-//! A head depends on no backbone. It states what it needs in a [`FeatureRequest`] (which layers, with
+//! A head depends on no backbone. It states what it needs in a [`FeatureRequest`] (which blocks, with
 //! or without the final LayerNorm and CLS tokens, output tokens or attention keys) and receives
 //! [`FeatureMaps`]: patch maps `(B, C, h, w)`, optional CLS tokens `(B, C)`, the patch size and the
 //! input size. `dinoreg`'s backbone produces them; any other ViT can too.

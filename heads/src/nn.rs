@@ -1,4 +1,4 @@
-//! The few layers heads are built from, loaded from a [`Scope`] with typed shape checks: convolution
+//! The few blocks heads are built from, loaded from a [`Scope`] with typed shape checks: convolution
 //! (optionally transposed), linear, and eval-mode batch norm. They mirror `torch.nn.Conv2d`,
 //! `ConvTranspose2d`, `Linear` and `BatchNorm2d` in eval mode.
 

@@ -68,7 +68,7 @@ fn depth_anything(case: &str) -> Result<(DepthAnythingHead, TensorStore)> {
 fn depth_anything_relative_matches_hf() -> Result<()> {
     let (head, io) = depth_anything("da_relative")?;
     let request = head.request();
-    assert_eq!(request.layers, vec![0, 1, 2, 3]);
+    assert_eq!(request.blocks, vec![0, 1, 2, 3]);
     assert!(request.norm && !request.cls_token);
     assert_eq!(head.config().depth_estimation_type, DepthKind::Relative);
     let depth = head.forward(&feature_maps(&io, 4, 4)?)?;
@@ -79,7 +79,7 @@ fn depth_anything_relative_matches_hf() -> Result<()> {
 #[test]
 fn depth_anything_metric_matches_hf() -> Result<()> {
     let (head, io) = depth_anything("da_metric")?;
-    assert_eq!(head.request().layers, vec![0, 2, 3, 4]);
+    assert_eq!(head.request().blocks, vec![0, 2, 3, 4]);
     assert_eq!(head.config().depth_estimation_type, DepthKind::Metric);
     assert_eq!(head.config().max_depth, 20.0);
     let depth = head.forward(&feature_maps(&io, 4, 4)?)?;
@@ -91,7 +91,7 @@ fn depth_anything_metric_matches_hf() -> Result<()> {
 fn depth_anything_original_layout_matches_hf() -> Result<()> {
     let dir = fixture("da_relative");
     let options = OriginalDepthAnythingOptions::default()
-        .with_layers([0, 1, 2, 3])
+        .with_blocks([0, 1, 2, 3])
         .with_patch_size(4);
     let head = DepthAnythingHead::load_original(
         dir.join("depth_anything_v2_tiny.pth"),
@@ -170,7 +170,7 @@ fn dinov2_linear_one_layer_matches_reference() -> Result<()> {
     let head =
         Dinov2LinearDepthHead::load(&store, 8, &Dinov2DepthOptions::default(), &Device::Cpu)?;
     let request = head.request();
-    assert_eq!(request.layers, vec![-1]);
+    assert_eq!(request.blocks, vec![-1]);
     assert!(!request.norm && request.cls_token);
     dinov2_case(&head, "dinov2_linear1", 1)
 }
@@ -179,7 +179,7 @@ fn dinov2_linear_one_layer_matches_reference() -> Result<()> {
 fn dinov2_linear_four_layers_matches_reference() -> Result<()> {
     let store = TensorStore::open(fixture("dinov2_linear4.pth"))?;
     let options = Dinov2DepthOptions::default()
-        .with_layers([0, 1, 2, 3])
+        .with_blocks([0, 1, 2, 3])
         .with_range(DepthRange::new(0.5, 3.0)?);
     let head = Dinov2LinearDepthHead::load(&store, 8, &options, &Device::Cpu)?;
     assert_eq!(head.range(), DepthRange::new(0.5, 3.0)?);
@@ -188,7 +188,7 @@ fn dinov2_linear_four_layers_matches_reference() -> Result<()> {
 
 #[test]
 fn dinov2_linear_four_layers_needs_the_layer_table() -> Result<()> {
-    // A 4-block checkpoint on a width with no published table asks for explicit layers.
+    // A 4-block checkpoint on a width with no published table asks for explicit blocks.
     let store = TensorStore::open(fixture("dinov2_linear4.pth"))?;
     let err = Dinov2LinearDepthHead::load(&store, 8, &Dinov2DepthOptions::default(), &Device::Cpu)
         .map(|_| ())
@@ -200,7 +200,7 @@ fn dinov2_linear_four_layers_needs_the_layer_table() -> Result<()> {
 #[test]
 fn dinov2_dpt_matches_reference() -> Result<()> {
     let store = TensorStore::open(fixture("dinov2_dpt.pth"))?;
-    let options = Dinov2DepthOptions::default().with_layers([0, 1, 2, 3]);
+    let options = Dinov2DepthOptions::default().with_blocks([0, 1, 2, 3]);
     let head = Dinov2DptDepthHead::load(&store, 16, &options, &Device::Cpu)?;
     assert!(head.request().cls_token);
     dinov2_case(&head, "dinov2_dpt", 4)
@@ -221,7 +221,7 @@ fn heads_that_do_not_fit_the_backbone_width() -> Result<()> {
     assert_eq!(tensor_shape_name(err), "decode_head.conv_depth.weight");
 
     let dpt = TensorStore::open(fixture("dinov2_dpt.pth"))?;
-    let options = Dinov2DepthOptions::default().with_layers([0, 1, 2, 3]);
+    let options = Dinov2DepthOptions::default().with_blocks([0, 1, 2, 3]);
     let err = Dinov2DptDepthHead::load(&dpt, 32, &options, &dev).err();
     assert_eq!(
         tensor_shape_name(err),
@@ -274,7 +274,7 @@ fn wrong_feature_maps_are_refused() -> Result<()> {
     );
 
     let store = TensorStore::open(fixture("dinov2_dpt.pth"))?;
-    let options = Dinov2DepthOptions::default().with_layers([0, 1, 2, 3]);
+    let options = Dinov2DepthOptions::default().with_blocks([0, 1, 2, 3]);
     let dpt = Dinov2DptDepthHead::load(&store, 16, &options, &Device::Cpu)?;
     let io = TensorStore::open(fixture("dinov2_dpt_io.safetensors"))?;
     let mut features = feature_maps(&io, 4, 14)?;

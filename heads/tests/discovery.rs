@@ -137,7 +137,7 @@ fn heads_ask_for_last_layer_keys_and_forward_clips_to_the_padded_input() -> Resu
     let exp = expected()?;
     let lost = Lost::new(LostOptions::default())?;
     let request = lost.request();
-    assert_eq!(request.layers, vec![-1]);
+    assert_eq!(request.blocks, vec![-1]);
     assert_eq!(request.source, FeatureSource::Keys);
     assert!(!request.norm && !request.cls_token);
     let values = TokenCut::new(TokenCutOptions::default().with_source(FeatureSource::Values))?;

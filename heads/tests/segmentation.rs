@@ -71,17 +71,17 @@ fn maps(io: &TensorStore, which: &[usize]) -> Result<FeatureMaps> {
 fn bn_head_matches_pytorch_linear_and_ms() -> Result {
     let io = TensorStore::open(fixtures().join("bn_io.safetensors"))?;
     let unpadded = pair(&cases()?["unpadded"]);
-    for (name, which, layers) in [
+    for (name, which, blocks) in [
         ("linear", vec![3], vec![-1]),
         ("ms", vec![0, 1, 2, 3], vec![-4, -3, -2, -1]),
     ] {
         let head = BnHead::load(fixtures().join(format!("bn_{name}.pth")), E, &Device::Cpu)?;
         assert_eq!(
-            head.layers(),
-            layers.as_slice(),
-            "{name}: layers from C_in / E"
+            head.blocks(),
+            blocks.as_slice(),
+            "{name}: blocks from C_in / E"
         );
-        assert_eq!(head.request().layers, layers);
+        assert_eq!(head.request().blocks, blocks);
         assert!(head.request().norm && !head.request().cls_token);
         assert_eq!(head.num_classes(), 5);
         let features = maps(&io, &which)?;
@@ -112,7 +112,7 @@ fn saved_head_round_trips_with_metadata() -> Result {
     let path = dir.path().join("head.safetensors");
     head.save(&path, &meta)?;
     let back = BnHead::load(&path, E, &Device::Cpu)?;
-    assert_eq!(back.layers(), head.layers());
+    assert_eq!(back.blocks(), head.blocks());
     assert_eq!(back.classes().map(|c| c.names().to_vec()), Some(names));
     let io = TensorStore::open(fixtures().join("bn_io.safetensors"))?;
     let features = maps(&io, &[0, 1, 2, 3])?;

@@ -12,6 +12,7 @@ use dinoreg::viz::{
     attention_pictures, picture_options, AttentionOptions, DenseImage, Interpolation, NormSource,
     DEFAULT_NORM_THRESHOLD,
 };
+use dinoreg::Vit;
 use serde_json::json;
 
 use super::common::{expand_images, ModelArgs, ModelSource};

@@ -13,6 +13,7 @@ use candle::{Device, Tensor};
 use dinoreg::heads::TensorStore;
 use dinoreg::model::weights::find_backbone;
 use dinoreg::profile;
+use dinoreg::Vit;
 use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
 
 use super::common::{device, ModelArgs, ModelSource};

@@ -28,6 +28,7 @@ use dinoreg::preprocess::{
     IMAGENET_STD,
 };
 use dinoreg::Dinov2Model;
+use dinoreg::Vit;
 use ndarray::Axis;
 
 use dinoreg::viz::colormap::Colormap;
@@ -68,7 +69,7 @@ pub struct Args {
     /// The backbone blocks (0-based, comma-separated) that feed a .pth head, when its width has no
     /// published table.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    layers: Option<Vec<isize>>,
+    layers: Option<Vec<i64>>,
 }
 
 /// A backbone, a head and how images are prepared for them.
@@ -165,7 +166,7 @@ fn load(args: &Args, source: &ModelSource) -> anyhow::Result<Depther> {
         }
         .with_patch_size(patch);
         if let Some(layers) = &args.layers {
-            options = options.with_layers(layers.clone());
+            options = options.with_blocks(layers.clone());
         }
         let head = DepthAnythingHead::from_original_store(&store, &options, device)?;
         let head_width = head.config().reassemble_hidden_size;
@@ -208,7 +209,7 @@ fn load(args: &Args, source: &ModelSource) -> anyhow::Result<Depther> {
         args.max_depth.unwrap_or(default.max),
     )?;
     let options = Dinov2DepthOptions {
-        layers: args.layers.clone(),
+        blocks: args.layers.clone(),
         range,
     };
     let has = |name: &str| store.contains(name) || store.contains(&format!("decode_head.{name}"));

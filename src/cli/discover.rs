@@ -22,6 +22,7 @@ use dinoreg::preprocess::{
     DenseOptions, ImageProcessor, Multiple, PadAnchor, IMAGENET_MEAN, IMAGENET_STD,
 };
 use dinoreg::Dinov2Model;
+use dinoreg::Vit;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::draw_hollow_rect_mut;
 use imageproc::rect::Rect;

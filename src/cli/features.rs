@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use dinoreg::{BackboneOptions, Dinov2Backbone};
+use dinoreg::Vit;
+use dinoreg::{Backbone, BackboneOptions};
 
 use super::common::{read_inputs, write_safetensors, InputArgs, ModelArgs, ModelSource};
 
@@ -51,14 +52,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         opts = opts.with_out_features(f);
     }
     let model = source.model()?;
-    let backbone = Dinov2Backbone::new(model.clone(), &opts)?;
+    let backbone = Backbone::new(model.clone(), &opts)?;
     let inputs = read_inputs(
         &args.input,
         &source.processor,
         source.config.num_channels,
         &source.load.device,
     )?;
-    let out = backbone.forward_with(&inputs.pixels, true, false)?;
+    let out = backbone.forward_with(
+        &inputs.pixels,
+        &dinoreg::BackboneForwardOptions::default().with_hidden_states(true),
+    )?;
     let hidden = out.hidden_states.unwrap_or_default();
     let last = hidden
         .last()

@@ -9,6 +9,7 @@ use dinoreg::viz::render::{save_png, unique_stems};
 use dinoreg::viz::{
     pca_pictures, picture_options, DenseImage, Foreground, Interpolation, PcaOptions,
 };
+use dinoreg::Vit;
 
 use super::common::{expand_images, ModelArgs, ModelSource};
 

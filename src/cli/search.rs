@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use dinoreg::retrieval::{ApproxIndex, ApproxOptions, Descriptor, EmbeddingIndex, Hit};
+use dinoreg::Vit;
 use serde_json::json;
 
 use super::common::{ModelArgs, ModelSource};

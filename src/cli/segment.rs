@@ -21,6 +21,7 @@ use dinoreg::heads::Head;
 use dinoreg::io::npy::{array_to_tensor, read_pixels};
 use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGENET_STD};
 use dinoreg::Dinov2Model;
+use dinoreg::Vit;
 use ndarray::Axis;
 
 use super::common::{
@@ -83,7 +84,7 @@ pub struct Args {
     /// The backbone blocks (comma-separated, negative from the end) a .pth head reads, when not the
     /// last C_in / width ones.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    layers: Option<Vec<isize>>,
+    layers: Option<Vec<i64>>,
 }
 
 /// A backbone and a head.
@@ -138,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     if let Some(layers) = &args.layers {
-        head = head.with_layers(layers.clone())?;
+        head = head.with_blocks(layers.clone())?;
     }
     let classes = match &args.labels {
         Some(path) => ClassSet::load(path)?,
@@ -245,7 +246,7 @@ fn options(
     patch: usize,
     images: bool,
 ) -> anyhow::Result<InferenceOptions> {
-    let preset = args.preset.unwrap_or(if head.layers().len() == 1 {
+    let preset = args.preset.unwrap_or(if head.blocks().len() == 1 {
         Preset::Linear
     } else {
         Preset::Ms

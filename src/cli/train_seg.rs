@@ -31,6 +31,7 @@ use dinoreg::heads::FeatureRequest;
 use dinoreg::io::image::{decode_image, DecodeLimits};
 use dinoreg::preprocess::ImageProcessor;
 use dinoreg::Dinov2Model;
+use dinoreg::Vit;
 use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -151,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let extractor = Extractor {
         model: &model,
         reader: &source.processor,
-        request: FeatureRequest::layers(layers.clone()),
+        request: FeatureRequest::blocks(layers.clone()),
         size: (args.size > 0).then_some(args.size),
         cache: args.cache.clone(),
         model_id: args.model.model.clone(),
@@ -178,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ProbeConfig {
         num_classes,
         embed_dim: source.config.hidden_size,
-        layers,
+        blocks: layers,
         classes: Some(classes),
     };
     let opts = TrainOptions::default()
@@ -369,7 +370,7 @@ impl Extractor<'_> {
             meta.modified().ok().hash(&mut hasher);
         }
         size.hash(&mut hasher);
-        self.request.layers.hash(&mut hasher);
+        self.request.blocks.hash(&mut hasher);
         let stem = pair
             .image
             .file_stem()

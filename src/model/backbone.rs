@@ -1,15 +1,17 @@
-//! HF `Dinov2WithRegistersBackbone`: the stages `stem, stage1 … stageL`, `out_features` /
-//! `out_indices` resolved and validated by HF's rules (`get_aligned_output_features_output_indices`),
-//! `apply_layernorm` (the final LayerNorm on each selected stage) and `reshape_hidden_states`
-//! (CLS and registers dropped, `(B, D, H/p, W/p)` maps).
+//! HF `Dinov2WithRegistersBackbone` and `DINOv3ViTBackbone` over any [`Vit`]: the stages `stem,
+//! stage1 … stageL`, `out_features` / `out_indices` resolved and validated by HF's rules
+//! (`get_aligned_output_features_output_indices`), `apply_layernorm` (the final norm on each
+//! selected stage; DINOv3 norms the last stage always) and `reshape_hidden_states` (CLS and
+//! registers dropped, `(B, D, H/p, W/p)` maps).
 //!
 //! Shapes: feature maps `(B, D, h, w)` when reshaping, else `(B, 1 + R + h·w, D)`.
 
-use std::sync::Arc;
-
 use candle::Tensor;
 
-use crate::model::{Dinov2Model, Plan};
+use crate::model::intermediates::TokenLayout;
+use crate::model::load::LoadOptions;
+use crate::model::pretrained::{DinoModel, Pretrained};
+use crate::model::vit::{EncodeRequest, Vit};
 use crate::{Error, Result};
 
 /// Resolves `out_features` / `out_indices` against `stage_names` exactly as HF does: neither set →
@@ -120,7 +122,7 @@ pub fn align_out_stages(
     }
 }
 
-/// Options of a [`Dinov2Backbone`]; `None` takes the value from the model's config.
+/// Options of a [`Backbone`]; `None` takes the value stored with the model (its config).
 #[derive(Debug, Clone, Default)]
 pub struct BackboneOptions {
     /// Stages by name (`stem`, `stage1`, …).
@@ -161,21 +163,69 @@ impl BackboneOptions {
     }
 }
 
-/// What [`Dinov2Backbone::forward`] returns.
+/// Optional outputs of [`Backbone::forward_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackboneForwardOptions {
+    /// Also return the `L + 1` hidden states (before the final norm).
+    pub output_hidden_states: bool,
+    /// Also return the `L` attention probability tensors.
+    pub output_attentions: bool,
+    /// Also return each selected stage's CLS token (HF's `return_class_token`).
+    pub return_class_token: bool,
+}
+
+impl BackboneForwardOptions {
+    /// Sets whether hidden states are returned.
+    pub fn with_hidden_states(mut self, yes: bool) -> Self {
+        self.output_hidden_states = yes;
+        self
+    }
+
+    /// Sets whether attention probabilities are returned.
+    pub fn with_attentions(mut self, yes: bool) -> Self {
+        self.output_attentions = yes;
+        self
+    }
+
+    /// Sets whether each stage's CLS token is returned.
+    pub fn with_class_token(mut self, yes: bool) -> Self {
+        self.return_class_token = yes;
+        self
+    }
+}
+
+/// What [`Backbone::forward`] returns.
 #[derive(Debug, Clone)]
 pub struct BackboneOutput {
     /// One tensor per selected stage, in stage order.
     pub feature_maps: Vec<Tensor>,
-    /// The L+1 hidden states, when requested.
+    /// The CLS token `(B, D)` of each selected stage (normed as its map), when requested.
+    pub cls_tokens: Option<Vec<Tensor>>,
+    /// The `L + 1` hidden states, when requested.
     pub hidden_states: Option<Vec<Tensor>>,
-    /// The L attention probability tensors, when requested.
+    /// The `L` attention probability tensors, when requested.
     pub attentions: Option<Vec<Tensor>>,
 }
 
-/// The backbone: a model plus resolved stage selection.
+/// HF's `Backbone` over any [`Vit`]: a model plus a resolved stage selection.
+///
+/// ```
+/// # fn main() -> dinoreg::Result<()> {
+/// use dinoreg::{Backbone, BackboneOptions, Dinov2Model, LoadOptions};
+///
+/// let model = Dinov2Model::from_pretrained("tests/fixtures/model/reg4", &LoadOptions::default())?.model;
+/// // Borrowed here; pass the model by value to own it, or an `Arc` to share it.
+/// let backbone = Backbone::new(&model, &BackboneOptions::default().with_out_indices(vec![0, -1]))?;
+/// assert_eq!(backbone.out_features(), ["stem", "stage3"]);
+/// let pixels = candle::Tensor::zeros((1, 3, 28, 28), candle::DType::F32, &candle::Device::Cpu)?;
+/// let maps = backbone.forward(&pixels)?.feature_maps;
+/// assert_eq!(maps[1].dims(), &[1, 32, 7, 7]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
-pub struct Dinov2Backbone {
-    model: Arc<Dinov2Model>,
+pub struct Backbone<M> {
+    model: M,
     stage_names: Vec<String>,
     out_features: Vec<String>,
     out_indices: Vec<i64>,
@@ -183,23 +233,46 @@ pub struct Dinov2Backbone {
     reshape_hidden_states: bool,
 }
 
-impl Dinov2Backbone {
-    /// Wraps `model` with `opts` (config values where `opts` leaves a field `None`).
-    pub fn new(model: Arc<Dinov2Model>, opts: &BackboneOptions) -> Result<Self> {
-        let cfg = model.config();
-        let stage_names = cfg.derived_stage_names();
+impl Backbone<DinoModel> {
+    /// Loads a model of either generation (Hub id, folder or bare `.pth`) as a backbone with
+    /// `opts`, with its image processor.
+    pub fn from_pretrained(
+        source: &str,
+        opts: &BackboneOptions,
+        load: &LoadOptions,
+    ) -> Result<Pretrained<Self>> {
+        let pretrained = DinoModel::from_pretrained(source, load)?;
+        let backbone = Self::new(pretrained.model, opts)?;
+        Ok(Pretrained {
+            model: backbone,
+            processor: pretrained.processor,
+            files: pretrained.files,
+        })
+    }
+}
+
+impl<M: Vit> Backbone<M> {
+    /// Wraps `model` with `opts`; where `opts` leaves a field `None`, the model's stored settings
+    /// ([`Vit::backbone_defaults`]) apply, then HF's defaults (last stage, norm, reshape).
+    pub fn new(model: M, opts: &BackboneOptions) -> Result<Self> {
+        let defaults = model.backbone_defaults();
+        let stage_names = model.info().stage_names();
         let (features, indices) = if opts.out_features.is_some() || opts.out_indices.is_some() {
             (opts.out_features.clone(), opts.out_indices.clone())
         } else {
-            (cfg.out_features.clone(), cfg.out_indices.clone())
+            (defaults.out_features.clone(), defaults.out_indices.clone())
         };
         let (out_features, out_indices) =
             align_out_stages(&stage_names, features.as_deref(), indices.as_deref())?;
         Ok(Self {
-            apply_layernorm: opts.apply_layernorm.unwrap_or(cfg.apply_layernorm),
+            apply_layernorm: opts
+                .apply_layernorm
+                .or(defaults.apply_layernorm)
+                .unwrap_or(true),
             reshape_hidden_states: opts
                 .reshape_hidden_states
-                .unwrap_or(cfg.reshape_hidden_states),
+                .or(defaults.reshape_hidden_states)
+                .unwrap_or(true),
             model,
             stage_names,
             out_features,
@@ -208,7 +281,7 @@ impl Dinov2Backbone {
     }
 
     /// The model behind the backbone.
-    pub fn model(&self) -> &Arc<Dinov2Model> {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
@@ -229,23 +302,23 @@ impl Dinov2Backbone {
 
     /// Channels of each returned map (`D` each).
     pub fn channels(&self) -> Vec<usize> {
-        vec![self.model.config().hidden_size; self.out_features.len()]
+        vec![self.model.info().hidden_size; self.out_features.len()]
     }
 
     /// Feature maps of `pixels` `(B, C, H, W)`.
     pub fn forward(&self, pixels: &Tensor) -> Result<BackboneOutput> {
-        self.forward_with(pixels, false, false)
+        self.forward_with(pixels, &BackboneForwardOptions::default())
     }
 
-    /// Feature maps, plus hidden states and attentions when asked for.
+    /// Feature maps, plus hidden states, attentions and CLS tokens when asked for.
     pub fn forward_with(
         &self,
         pixels: &Tensor,
-        output_hidden_states: bool,
-        output_attentions: bool,
+        opts: &BackboneForwardOptions,
     ) -> Result<BackboneOutput> {
+        let info = self.model.info();
         let l = self.stage_names.len() - 1;
-        let mut keep = vec![output_hidden_states; l + 1];
+        let mut keep = vec![opts.output_hidden_states; l + 1];
         let selected: Vec<usize> = self
             .out_features
             .iter()
@@ -254,21 +327,20 @@ impl Dinov2Backbone {
         for &s in &selected {
             keep[s] = true;
         }
-        let last_needed = if output_hidden_states || output_attentions {
+        let last_needed = if opts.output_hidden_states || opts.output_attentions {
             l
         } else {
             selected.iter().copied().max().unwrap_or(l)
         };
-        let plan = Plan {
+        let request = EncodeRequest {
             keep,
-            attentions: output_attentions,
+            attentions: opts.output_attentions,
             blocks: last_needed,
-            ..Plan::default()
+            ..EncodeRequest::default()
         };
-        let enc = self.model.encode(pixels, &plan)?;
-        let (gh, gw) = enc.grid;
-        let prefix = 1 + self.model.config().num_register_tokens;
+        let enc = self.model.encode(pixels, &request)?;
         let mut feature_maps = Vec::with_capacity(selected.len());
+        let mut cls_tokens = Vec::with_capacity(selected.len());
         for (stage, hs) in enc.hidden.iter().enumerate() {
             if !selected.contains(&stage) {
                 continue;
@@ -276,23 +348,24 @@ impl Dinov2Backbone {
             let mut hs = hs
                 .clone()
                 .ok_or_else(|| Error::option("out_features", "stage was not computed"))?;
-            if self.apply_layernorm {
+            if self.apply_layernorm || (stage == l && info.always_norm_last_stage) {
                 hs = self.model.final_norm(&hs)?;
             }
+            if opts.return_class_token {
+                cls_tokens.push(hs.narrow(1, 0, 1)?.squeeze(1)?);
+            }
             if self.reshape_hidden_states {
-                let (b, t, d) = hs.dims3()?;
-                hs = hs
-                    .narrow(1, prefix, t - prefix)?
-                    .reshape((b, gh, gw, d))?
-                    .permute((0, 3, 1, 2))?
-                    .contiguous()?;
+                hs = info.patch_tokens(&hs, enc.grid, TokenLayout::Nchw)?;
             }
             feature_maps.push(hs);
         }
         Ok(BackboneOutput {
             feature_maps,
-            hidden_states: output_hidden_states.then(|| enc.hidden.into_iter().flatten().collect()),
-            attentions: output_attentions.then_some(enc.attentions),
+            cls_tokens: opts.return_class_token.then_some(cls_tokens),
+            hidden_states: opts
+                .output_hidden_states
+                .then(|| enc.hidden.into_iter().flatten().collect()),
+            attentions: opts.output_attentions.then_some(enc.attentions),
         })
     }
 }

@@ -5,13 +5,16 @@
 //!
 //! Shapes: pixels `(B, C, H, W)` → logits `(B, num_labels)`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle::{DType, Tensor, D};
 
+use crate::io::hub::resolve_model;
 use crate::model::config::Dinov2Config;
+use crate::model::pretrained::Pretrained;
 use crate::model::weights::open_backbone;
-use crate::model::{Dinov2Model, LoadOptions};
+use crate::model::{Dinov2Model, LoadOptions, Vit};
+use crate::preprocess::ImageProcessor;
 use crate::{Error, Result};
 
 /// One predicted class.
@@ -34,8 +37,26 @@ pub struct Dinov2ForImageClassification {
 }
 
 impl Dinov2ForImageClassification {
+    /// Loads a classification checkpoint from a Hub id or a local folder, with its image processor.
+    pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
+        let files = resolve_model(source)?;
+        let processor = match &files.preprocessor {
+            Some(p) => ImageProcessor::from_file(p)?,
+            None => ImageProcessor::default(),
+        };
+        Ok(Pretrained {
+            model: Self::load(&files.config, &files.weights, opts)?,
+            processor,
+            files,
+        })
+    }
+
     /// Loads a classification checkpoint (`config.json` with `id2label`, weights with `classifier.*`).
-    pub fn load(config: impl AsRef<Path>, weights: &[PathBuf], opts: &LoadOptions) -> Result<Self> {
+    pub fn load(
+        config: impl AsRef<Path>,
+        weights: &[impl AsRef<Path>],
+        opts: &LoadOptions,
+    ) -> Result<Self> {
         let config_path = config.as_ref();
         let config = Dinov2Config::from_file(config_path)?;
         let num_labels = config.num_labels();

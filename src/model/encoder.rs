@@ -10,162 +10,25 @@ use std::path::{Path, PathBuf};
 use candle::{DType, Device, Tensor};
 use dinoreg_heads::Scope;
 
+use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov2Config;
 use crate::model::embeddings::Embeddings;
 use crate::model::kernels::attention::{pack_len, AttentionShape};
 use crate::model::kernels::memory;
 use crate::model::kernels::profile::{time, Part};
 use crate::model::layers::fused::{wide_width, Workspace};
-use crate::model::layers::{Block, BlockOptions, LayerNorm, Qkv};
+use crate::model::layers::{Block, BlockOptions, LayerNorm};
+use crate::model::load::LoadOptions;
+use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
+use crate::model::vit::{EncodeRequest, Encoded, Family, Vit, VitInfo};
 use crate::model::weights::{open_backbone, BackboneWeights};
 use crate::{Error, Result};
-
-/// Where and in which precision a model runs.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// The device the weights are loaded on.
-    pub device: Device,
-    /// The dtype of the weights and activations (f32 on CPU; f16/bf16 checkpoints are converted).
-    pub dtype: DType,
-    /// Run f32 CPU passes through the fused kernels (default); `false` forces the generic candle
-    /// ops, which compute the same function more slowly (kept for comparison and debugging).
-    pub fused_kernels: bool,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            dtype: DType::F32,
-            fused_kernels: true,
-        }
-    }
-}
-
-impl LoadOptions {
-    /// Sets the device.
-    pub fn with_device(mut self, device: Device) -> Self {
-        self.device = device;
-        self
-    }
-
-    /// Sets the dtype.
-    pub fn with_dtype(mut self, dtype: DType) -> Self {
-        self.dtype = dtype;
-        self
-    }
-
-    /// Sets whether f32 CPU passes use the fused kernels.
-    pub fn with_fused_kernels(mut self, yes: bool) -> Self {
-        self.fused_kernels = yes;
-        self
-    }
-}
-
-/// Optional inputs and outputs of [`Dinov2Model::forward_with`], mirroring HF's forward signature.
-#[derive(Debug, Clone, Default)]
-pub struct ForwardOptions {
-    /// Also return the L+1 hidden states.
-    pub output_hidden_states: bool,
-    /// Also return the L attention probability tensors.
-    pub output_attentions: bool,
-    /// `(B, h·w)`, non-zero where a patch is replaced by the mask token.
-    pub bool_masked_pos: Option<Tensor>,
-    /// Multipliers of the attention probabilities: `(H,)` for every layer or `(L, H)` per layer.
-    pub head_mask: Option<Tensor>,
-    /// Also return the q, k, v of this block (0-based; negative counts from the end).
-    pub output_qkv: Option<isize>,
-}
-
-impl ForwardOptions {
-    /// Sets whether hidden states are returned.
-    pub fn with_hidden_states(mut self, yes: bool) -> Self {
-        self.output_hidden_states = yes;
-        self
-    }
-
-    /// Sets whether attention probabilities are returned.
-    pub fn with_attentions(mut self, yes: bool) -> Self {
-        self.output_attentions = yes;
-        self
-    }
-
-    /// Sets the mask of patches replaced by the mask token.
-    pub fn with_bool_masked_pos(mut self, mask: Tensor) -> Self {
-        self.bool_masked_pos = Some(mask);
-        self
-    }
-
-    /// Sets the head mask.
-    pub fn with_head_mask(mut self, mask: Tensor) -> Self {
-        self.head_mask = Some(mask);
-        self
-    }
-
-    /// Sets the block whose q, k, v are returned.
-    pub fn with_qkv_of_block(mut self, block: isize) -> Self {
-        self.output_qkv = Some(block);
-        self
-    }
-}
-
-/// What [`Dinov2Model::forward_with`] returns.
-#[derive(Debug, Clone)]
-pub struct ModelOutput {
-    /// `(B, 1 + R + h·w, D)` after the final LayerNorm.
-    pub last_hidden_state: Tensor,
-    /// The normed CLS token `(B, D)`.
-    pub pooler_output: Tensor,
-    /// L+1 hidden states before the final norm, when requested.
-    pub hidden_states: Option<Vec<Tensor>>,
-    /// L attention probability tensors `(B, H, T, T)`, when requested.
-    pub attentions: Option<Vec<Tensor>>,
-    /// q, k, v `(B, T, D)` of the requested block.
-    pub qkv: Option<Qkv>,
-    /// The patch grid `(h, w)`.
-    pub grid: (usize, usize),
-}
-
-/// The internal plan of one encoder pass.
-#[derive(Debug, Default)]
-pub(crate) struct Plan<'a> {
-    /// Which of the L+1 hidden states to keep.
-    pub keep: Vec<bool>,
-    pub attentions: bool,
-    pub qkv_block: Option<usize>,
-    pub head_mask: Option<&'a Tensor>,
-    pub bool_masked_pos: Option<&'a Tensor>,
-    /// Number of blocks to run (L unless stopping early).
-    pub blocks: usize,
-}
-
-impl Plan<'_> {
-    /// The options of block `i` with its head mask.
-    fn block_options<'m>(&self, i: usize, head_mask: Option<&'m Tensor>) -> BlockOptions<'m> {
-        BlockOptions {
-            head_mask,
-            attention: self.attentions,
-            qkv: self.qkv_block == Some(i),
-        }
-    }
-}
-
-/// What one encoder pass produced.
-#[derive(Debug)]
-pub(crate) struct Encoded {
-    /// L+1 entries, `Some` where kept.
-    pub hidden: Vec<Option<Tensor>>,
-    /// The output of the last block run.
-    pub last: Tensor,
-    pub attentions: Vec<Tensor>,
-    pub qkv: Option<Qkv>,
-    pub grid: (usize, usize),
-}
 
 /// The encoder with its weights.
 #[derive(Debug)]
 pub struct Dinov2Model {
     config: Dinov2Config,
+    info: VitInfo,
     embeddings: Embeddings,
     blocks: Vec<Block>,
     layernorm: LayerNorm,
@@ -177,10 +40,43 @@ pub struct Dinov2Model {
 
 impl Dinov2Model {
     /// Loads a model from a `config.json` and its checkpoint file(s).
-    pub fn load(config: impl AsRef<Path>, weights: &[PathBuf], opts: &LoadOptions) -> Result<Self> {
+    pub fn load(
+        config: impl AsRef<Path>,
+        weights: &[impl AsRef<Path>],
+        opts: &LoadOptions,
+    ) -> Result<Self> {
         let config = Dinov2Config::from_file(config)?;
         let weights = open_backbone(weights)?;
         Self::from_weights(config, &weights, opts)
+    }
+
+    /// Loads a DINOv2 model from a Hub id (downloaded once into the Hugging Face cache), a local
+    /// folder or a bare original `.pth`, with the image processor its checkpoint was made for.
+    ///
+    /// ```
+    /// # fn main() -> dinoreg::Result<()> {
+    /// use dinoreg::{Dinov2Model, LoadOptions, Vit};
+    /// let pretrained = Dinov2Model::from_pretrained("tests/fixtures/model/reg4", &LoadOptions::default())?;
+    /// let pixels = pretrained.processor.pixels("examples/images/chelsea.png", &candle::Device::Cpu)?;
+    /// let out = pretrained.model.forward(&pixels)?;
+    /// assert_eq!(out.pooler_output.dims(), &[1, 32]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
+        let source = ModelSource::resolve(source)?;
+        #[allow(unreachable_patterns)]
+        match source.load(opts)? {
+            DinoModel::Dinov2(model) => Ok(Pretrained {
+                model,
+                processor: source.processor,
+                files: source.files,
+            }),
+            _ => Err(Error::Config {
+                path: source.files.config.clone(),
+                reason: "not a DINOv2 model; load it with DinoModel::from_pretrained".into(),
+            }),
+        }
     }
 
     /// Builds the model from a config and an opened checkpoint.
@@ -226,7 +122,17 @@ impl Dinov2Model {
             config.hidden_size,
             config.layer_norm_eps,
         )?;
+        let info = VitInfo::new(
+            Family::Dinov2,
+            config.patch_size,
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+        )
+        .with_register_tokens(config.num_register_tokens)
+        .with_channels(config.num_channels);
         Ok(Self {
+            info,
             config,
             embeddings,
             blocks,
@@ -242,21 +148,6 @@ impl Dinov2Model {
         &self.config
     }
 
-    /// The device the model runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The dtype of the weights.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    /// The final LayerNorm, applied to `x` `(…, D)`.
-    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
-        self.layernorm.forward(x)
-    }
-
     /// The embedding layer.
     pub fn embeddings(&self) -> &Embeddings {
         &self.embeddings
@@ -266,19 +157,6 @@ impl Dinov2Model {
     pub(crate) fn prepare(&self, pixels: &Tensor) -> Result<Tensor> {
         self.embeddings.grid(pixels)?;
         Ok(pixels.to_device(&self.device)?.to_dtype(self.dtype)?)
-    }
-
-    /// Maps a block index (negative counts from the end) to `0..L`.
-    pub fn block_index(&self, index: isize) -> Result<usize> {
-        let l = self.blocks.len() as isize;
-        let i = if index < 0 { l + index } else { index };
-        if !(0..l).contains(&i) {
-            return Err(Error::option(
-                "layer index",
-                format!("block {index} is out of range for a model with {l} blocks (use 0..{l} or -{l}..-1)"),
-            ));
-        }
-        Ok(i as usize)
     }
 
     fn head_mask_for(&self, mask: &Tensor) -> Result<Tensor> {
@@ -295,7 +173,7 @@ impl Dinov2Model {
     }
 
     /// Runs the encoder according to `plan`.
-    pub(crate) fn encode(&self, pixels: &Tensor, plan: &Plan<'_>) -> Result<Encoded> {
+    fn encode_pass(&self, pixels: &Tensor, plan: &EncodeRequest<'_>) -> Result<Encoded> {
         let pixels = self.prepare(pixels)?;
         let grid = self.embeddings.grid(&pixels)?;
         self.check_memory(&pixels, grid, plan)?;
@@ -325,7 +203,7 @@ impl Dinov2Model {
             for (i, block) in blocks {
                 let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
                 let out =
-                    block.forward_fused(&mut ws, plan.block_options(i, layer_mask.as_ref()))?;
+                    block.forward_fused(&mut ws, block_options(plan, i, layer_mask.as_ref()))?;
                 enc.attentions.extend(out.attention);
                 enc.qkv = out.qkv.or(enc.qkv);
                 if keep(i + 1) {
@@ -338,7 +216,7 @@ impl Dinov2Model {
         let mut x = x;
         for (i, block) in blocks {
             let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-            let out = block.forward(&x, plan.block_options(i, layer_mask.as_ref()))?;
+            let out = block.forward(&x, block_options(plan, i, layer_mask.as_ref()))?;
             x = out.hidden;
             enc.attentions.extend(out.attention);
             enc.qkv = out.qkv.or(enc.qkv);
@@ -361,7 +239,7 @@ impl Dinov2Model {
 
     /// Bytes a pass over `batch` images of `tokens` tokens needs besides the weights (an upper
     /// estimate: buffers, transient copies, the outputs kept by `plan`).
-    pub(crate) fn working_set(&self, batch: usize, tokens: usize, plan: &Plan<'_>) -> u64 {
+    pub(crate) fn working_set(&self, batch: usize, tokens: usize, plan: &EncodeRequest<'_>) -> u64 {
         let c = &self.config;
         let (n, d, h) = (batch * tokens, c.hidden_size, c.num_attention_heads);
         let patches = n * c.num_channels * c.patch_size * c.patch_size;
@@ -392,7 +270,12 @@ impl Dinov2Model {
     }
 
     /// Refuses a CPU pass whose working set exceeds the memory available now.
-    fn check_memory(&self, pixels: &Tensor, grid: (usize, usize), plan: &Plan<'_>) -> Result<()> {
+    fn check_memory(
+        &self,
+        pixels: &Tensor,
+        grid: (usize, usize),
+        plan: &EncodeRequest<'_>,
+    ) -> Result<()> {
         if !self.device.is_cpu() {
             return Ok(());
         }
@@ -418,36 +301,49 @@ impl Dinov2Model {
             ),
         ))
     }
+}
 
-    /// `last_hidden_state` and `pooler_output` of `pixels` `(B, C, H, W)`.
-    pub fn forward(&self, pixels: &Tensor) -> Result<ModelOutput> {
-        self.forward_with(pixels, &ForwardOptions::default())
+/// The options of block `i` of a pass with its head mask.
+fn block_options<'m>(
+    plan: &EncodeRequest<'_>,
+    i: usize,
+    head_mask: Option<&'m Tensor>,
+) -> BlockOptions<'m> {
+    BlockOptions {
+        head_mask,
+        attention: plan.attentions,
+        qkv: plan.qkv_block == Some(i),
+    }
+}
+
+impl Vit for Dinov2Model {
+    fn info(&self) -> &VitInfo {
+        &self.info
     }
 
-    /// The forward pass with HF's optional inputs and outputs.
-    pub fn forward_with(&self, pixels: &Tensor, opts: &ForwardOptions) -> Result<ModelOutput> {
-        let l = self.blocks.len();
-        let qkv_block = opts.output_qkv.map(|b| self.block_index(b)).transpose()?;
-        let plan = Plan {
-            keep: vec![opts.output_hidden_states; l + 1],
-            attentions: opts.output_attentions,
-            qkv_block,
-            head_mask: opts.head_mask.as_ref(),
-            bool_masked_pos: opts.bool_masked_pos.as_ref(),
-            blocks: l,
-        };
-        let enc = self.encode(pixels, &plan)?;
-        let last_hidden_state = self.layernorm.forward(&enc.last)?;
-        let pooler_output = last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
-        Ok(ModelOutput {
-            last_hidden_state,
-            pooler_output,
-            hidden_states: opts
-                .output_hidden_states
-                .then(|| enc.hidden.into_iter().flatten().collect()),
-            attentions: opts.output_attentions.then_some(enc.attentions),
-            qkv: enc.qkv,
-            grid: enc.grid,
-        })
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn encode(&self, pixels: &Tensor, request: &EncodeRequest<'_>) -> Result<Encoded> {
+        self.encode_pass(pixels, request)
+    }
+
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.layernorm.forward(x)
+    }
+
+    fn backbone_defaults(&self) -> BackboneOptions {
+        let c = &self.config;
+        BackboneOptions {
+            out_features: c.out_features.clone(),
+            out_indices: c.out_indices.clone(),
+            apply_layernorm: Some(c.apply_layernorm),
+            reshape_hidden_states: Some(c.reshape_hidden_states),
+        }
     }
 }

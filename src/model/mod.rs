@@ -1,10 +1,11 @@
 //! The backbone: HF `Dinov2WithRegistersModel` (and `Dinov2Model`), its configuration, checkpoint
-//! layouts, layers and fused CPU kernels, the HF `Backbone` stage selection, the typed
-//! intermediates API and the image-classification head.
+//! layouts, layers and fused CPU kernels, the backbone trait [`Vit`], HF's `Backbone` stage
+//! selection, the typed intermediates API, `from_pretrained` and the image-classification head.
 //!
 //! Data flows downward: [`config`] and [`weights`] describe a checkpoint; `embeddings`, `pos_embed`,
-//! `layers` and `kernels` build the encoder ([`Dinov2Model`]); [`Dinov2Backbone`], the intermediates
-//! API and [`Dinov2ForImageClassification`] sit on top of it.
+//! `layers` and `kernels` build the encoder ([`Dinov2Model`]), which implements [`Vit`]; the HF
+//! [`Backbone`], the intermediates API, [`DinoModel`] / [`Pretrained`] and
+//! [`Dinov2ForImageClassification`] sit on top of it.
 
 mod backbone;
 mod classify;
@@ -14,16 +15,23 @@ mod encoder;
 mod intermediates;
 pub(crate) mod kernels;
 pub(crate) mod layers;
+mod load;
 mod pos_embed;
+mod pretrained;
+mod vit;
 pub mod weights;
 
-pub use backbone::{align_out_stages, BackboneOptions, BackboneOutput, Dinov2Backbone};
+pub use backbone::{
+    align_out_stages, Backbone, BackboneForwardOptions, BackboneOptions, BackboneOutput,
+};
 pub use classify::{Dinov2ForImageClassification, Prediction};
 pub use config::{Dinov2Config, HiddenAct, ModelType};
 pub use embeddings::Embeddings;
-pub(crate) use encoder::Plan;
-pub use encoder::{Dinov2Model, ForwardOptions, LoadOptions, ModelOutput};
+pub use encoder::Dinov2Model;
 pub use intermediates::{
     Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
 };
 pub use layers::Qkv;
+pub use load::LoadOptions;
+pub use pretrained::{DinoModel, ModelConfig, ModelSource, Pretrained};
+pub use vit::{EncodeRequest, Encoded, Family, ForwardOptions, ModelOutput, Vit, VitInfo};

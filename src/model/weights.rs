@@ -5,7 +5,7 @@
 //! `register_tokens`, `norm`) is renamed onto it here, with the fused qkv split into q/k/v.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
 use dinoreg_heads::TensorStore;
@@ -93,11 +93,14 @@ pub struct BackboneWeights {
 
 /// Opens a checkpoint (one file, or the shards of one safetensors checkpoint) and finds the backbone
 /// in it.
-pub fn open_backbone(files: &[PathBuf]) -> Result<BackboneWeights> {
+pub fn open_backbone(files: &[impl AsRef<Path>]) -> Result<BackboneWeights> {
     let store = match files {
         [] => return Err(Error::option("weights", "no checkpoint file was given")),
         [one] => TensorStore::open(one)?,
-        many => TensorStore::open_safetensors(many)?,
+        many => {
+            let paths: Vec<PathBuf> = many.iter().map(|p| p.as_ref().to_path_buf()).collect();
+            TensorStore::open_safetensors(&paths)?
+        }
     };
     find_backbone(store)
 }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use candle::{DType, Tensor, D};
 
-use crate::model::Dinov2Model;
+use crate::model::Vit;
 use crate::{Error, Result};
 
 /// Lower clamp of GeM's inputs.
@@ -95,10 +95,10 @@ impl Descriptor {
     }
 
     /// Runs `model` on `pixels` `(B, 3, H, W)` and pools its output: `(B, D')`.
-    pub fn describe(&self, model: &Dinov2Model, pixels: &Tensor) -> Result<Tensor> {
+    pub fn describe(&self, model: &dyn Vit, pixels: &Tensor) -> Result<Tensor> {
         self.validate()?;
         let out = model.forward(pixels)?;
-        self.pool(&out.last_hidden_state, model.config().num_register_tokens)
+        self.pool(&out.last_hidden_state, model.info().num_register_tokens)
     }
 }
 

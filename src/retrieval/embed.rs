@@ -29,7 +29,7 @@ use super::descriptor::Descriptor;
 use super::shard::Shard;
 use super::store::{ensure_dir, Embeddings, IndexMeta, Skipped, FORMAT_VERSION};
 use crate::io::npy::array_to_tensor;
-use crate::model::Dinov2Model;
+use crate::model::Vit;
 use crate::preprocess::ImageProcessor;
 use crate::{Error, Result};
 
@@ -121,7 +121,7 @@ pub struct EmbedReport {
 /// Embeds image collections with one model and its preprocessing.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbedJob<'a> {
-    model: &'a Dinov2Model,
+    model: &'a dyn Vit,
     processor: &'a ImageProcessor,
     model_id: &'a str,
 }
@@ -132,7 +132,7 @@ type Decoded = Vec<(String, std::result::Result<Array3<f32>, String>)>;
 impl<'a> EmbedJob<'a> {
     /// A job running `model` on images preprocessed by `processor`; `model_id` (an absolute folder or a
     /// Hub id) is recorded in `index.json` so that queries are embedded by the same model.
-    pub fn new(model: &'a Dinov2Model, processor: &'a ImageProcessor, model_id: &'a str) -> Self {
+    pub fn new(model: &'a dyn Vit, processor: &'a ImageProcessor, model_id: &'a str) -> Self {
         Self {
             model,
             processor,
@@ -235,7 +235,7 @@ impl<'a> EmbedJob<'a> {
 
     /// Reads or creates `index.json`, refusing a folder made with another model or descriptor.
     fn open_meta(&self, out: &Path, opts: &EmbedOptions) -> Result<IndexMeta> {
-        let dims = opts.descriptor.dims(self.model.config().hidden_size);
+        let dims = opts.descriptor.dims(self.model.info().hidden_size);
         let fresh = IndexMeta {
             format: FORMAT_VERSION,
             model: self.model_id.to_string(),

@@ -12,7 +12,7 @@ use candle::{Tensor, D};
 use ndarray::{Array2, Array3, ArrayView2};
 
 use crate::io::npy::tensor_to_array;
-use crate::model::{Dinov2Model, ForwardOptions};
+use crate::model::{ForwardOptions, Vit};
 use crate::{Error, Result};
 
 /// The registers paper's norm threshold for artifact tokens.
@@ -135,7 +135,7 @@ pub struct AttentionMaps {
 
 /// Runs `model` on `pixels` `(B, 3, H, W)` and returns each image's maps.
 pub fn attention_maps(
-    model: &Dinov2Model,
+    model: &dyn Vit,
     pixels: &Tensor,
     opts: &AttentionOptions,
 ) -> Result<Vec<AttentionMaps>> {
@@ -143,7 +143,7 @@ pub fn attention_maps(
         .with_attentions(true)
         .with_hidden_states(opts.norm_source == NormSource::PreNorm);
     let out = model.forward_with(pixels, &fwd)?;
-    let r = model.config().num_register_tokens;
+    let r = model.info().num_register_tokens;
     let (h, w) = out.grid;
     let n = h * w;
     let last = out

@@ -14,7 +14,7 @@ use super::attention::{attention_maps, AttentionMaps, AttentionOptions};
 use super::heatmap::{blend, heatmap, rgb_image, to_image, Interpolation};
 use super::pca::{pca_rgb, PcaOptions};
 use crate::io::npy::{array_to_tensor, tensor_to_array};
-use crate::model::Dinov2Model;
+use crate::model::Vit;
 use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple};
 use crate::{Error, Result};
 
@@ -59,12 +59,12 @@ impl DenseImage {
 
 /// The patch tokens `(h·w, D)` of one image and its grid `(h, w)`.
 pub fn patch_tokens(
-    model: &Dinov2Model,
+    model: &dyn Vit,
     pixels: &candle::Tensor,
 ) -> Result<(Array2<f32>, (usize, usize))> {
     let out = model.forward(pixels)?;
     let (h, w) = out.grid;
-    let r = model.config().num_register_tokens;
+    let r = model.info().num_register_tokens;
     let tokens = out.last_hidden_state.get(0)?.narrow(0, 1 + r, h * w)?;
     let array = tensor_to_array(&tokens)?
         .into_dimensionality()
@@ -74,7 +74,7 @@ pub fn patch_tokens(
 
 /// PCA pictures of `images` with one PCA fitted on all of them, each at its image's size.
 pub fn pca_pictures(
-    model: &Dinov2Model,
+    model: &dyn Vit,
     images: &[DenseImage],
     opts: &PcaOptions,
     interp: Interpolation,
@@ -117,7 +117,7 @@ const OVERLAY_ALPHA: f32 = 0.6;
 
 /// Runs the model on one image and draws its attention and norm pictures at the image's size.
 pub fn attention_pictures(
-    model: &Dinov2Model,
+    model: &dyn Vit,
     image: &DenseImage,
     opts: &AttentionOptions,
     interp: Interpolation,

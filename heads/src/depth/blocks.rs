@@ -1,7 +1,7 @@
 //! The DPT building blocks shared by Depth-Anything's neck (HF `modeling_depth_anything.py`) and
 //! dinov2's DPT depth head (`dinov2/hub/depth/decode_heads.py`): the reassemble layer (1×1
 //! projection then resampling), the pre-activation residual conv unit and the feature fusion block.
-//! The two models name their tensors differently, so the layers here are built from convolutions
+//! The two models name their tensors differently, so the blocks here are built from convolutions
 //! the caller has already loaded.
 //!
 //! Shapes: a reassemble layer maps `(B, E, h, w)` to `(B, c, f·h, f·w)` (`f` its factor; `⌈h/2⌉`

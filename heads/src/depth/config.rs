@@ -49,7 +49,7 @@ pub struct DepthAnythingConfig {
     /// Channels of the fusion stage.
     pub fusion_hidden_size: usize,
     /// Which fused map the head reads (negative counts from the end; `-1`, the finest, published).
-    pub head_in_index: isize,
+    pub head_in_index: i64,
     /// Channels of the head's second convolution.
     pub head_hidden_size: usize,
     /// Relative (ReLU) or metric (sigmoid) output.
@@ -59,7 +59,7 @@ pub struct DepthAnythingConfig {
     pub max_depth: f64,
     /// 0-based backbone blocks the neck reads, from `backbone_config.out_indices` (HF stage `k` is
     /// block `k - 1`; negative indices count from the end), or from `out_features`.
-    pub layers: Vec<isize>,
+    pub blocks: Vec<i64>,
     /// Whether the backbone applies its final LayerNorm to the maps (`apply_layernorm`, default true).
     pub norm: bool,
     /// The backbone's own configuration (HF `Dinov2Config` JSON), for the backbone loader.
@@ -88,7 +88,7 @@ fn neck_sizes() -> Vec<usize> {
 fn fusion_64() -> usize {
     64
 }
-fn minus_one() -> isize {
+fn minus_one() -> i64 {
     -1
 }
 fn head_32() -> usize {
@@ -116,7 +116,7 @@ struct Raw {
     #[serde(default = "fusion_64")]
     fusion_hidden_size: usize,
     #[serde(default = "minus_one")]
-    head_in_index: isize,
+    head_in_index: i64,
     #[serde(default = "head_32")]
     head_hidden_size: usize,
     #[serde(default = "relative")]
@@ -138,17 +138,17 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 /// HF stage `k` (`0` the embeddings, `k` the output of block `k - 1`) as a 0-based block index.
-fn stage_to_block(stage: i64) -> Result<isize> {
+fn stage_to_block(stage: i64) -> Result<i64> {
     match stage {
         0 => Err(invalid(
             "backbone_config.out_indices selects stage 0 (the embeddings); the neck needs block outputs",
         )),
-        k if k > 0 => Ok(k as isize - 1),
-        k => Ok(k as isize),
+        k if k > 0 => Ok(k - 1),
+        k => Ok(k),
     }
 }
 
-fn feature_to_block(name: &str) -> Result<isize> {
+fn feature_to_block(name: &str) -> Result<i64> {
     let stage = name
         .strip_prefix("stage")
         .and_then(|n| n.parse::<i64>().ok())
@@ -194,7 +194,7 @@ impl DepthAnythingConfig {
         };
         let backbone: RawBackbone = serde_json::from_value(backbone_config.clone())
             .map_err(|e| invalid(format!("unexpected backbone_config value ({e})")))?;
-        let layers = match (backbone.out_indices, backbone.out_features) {
+        let blocks = match (backbone.out_indices, backbone.out_features) {
             (Some(indices), _) => indices
                 .into_iter()
                 .map(stage_to_block)
@@ -237,7 +237,7 @@ impl DepthAnythingConfig {
             head_hidden_size: raw.head_hidden_size,
             depth_estimation_type,
             max_depth,
-            layers,
+            blocks,
             norm: backbone.apply_layernorm.unwrap_or(true),
             backbone_config,
         };
@@ -257,13 +257,13 @@ impl DepthAnythingConfig {
                 self.reassemble_factors.len()
             )));
         }
-        if self.layers.len() != n {
+        if self.blocks.len() != n {
             return Err(invalid(format!(
                 "the backbone hands over {} maps (out_indices) but the neck has {n} levels (neck_hidden_sizes)",
-                self.layers.len()
+                self.blocks.len()
             )));
         }
-        let ni = n as isize;
+        let ni = n as i64;
         if self.head_in_index >= ni || self.head_in_index < -ni {
             return Err(invalid(format!(
                 "head_in_index {} is out of range for {n} fused maps",
@@ -294,7 +294,7 @@ mod tests {
         let c = DepthAnythingConfig::from_json(
             r#"{"backbone_config": {"out_features": ["stage3", "stage6", "stage9", "stage12"]}}"#,
         )?;
-        assert_eq!(c.layers, vec![2, 5, 8, 11]);
+        assert_eq!(c.blocks, vec![2, 5, 8, 11]);
         assert_eq!(c.neck_hidden_sizes, vec![48, 96, 192, 384]);
         assert_eq!(c.depth_estimation_type, DepthKind::Relative);
         assert_eq!(c.max_depth, 1.0);
@@ -307,7 +307,7 @@ mod tests {
         let c = DepthAnythingConfig::from_json(
             r#"{"backbone_config": {"out_indices": [-4, -3, -2, -1]}}"#,
         );
-        assert_eq!(c.map(|c| c.layers).ok(), Some(vec![-4, -3, -2, -1]));
+        assert_eq!(c.map(|c| c.blocks).ok(), Some(vec![-4, -3, -2, -1]));
         let stem =
             DepthAnythingConfig::from_json(r#"{"backbone_config": {"out_indices": [0, 1, 2, 3]}}"#);
         assert!(stem.is_err());

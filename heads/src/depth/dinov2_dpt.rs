@@ -32,7 +32,7 @@ pub struct Dinov2DptDepthHead {
     fusion: Vec<FusionBlock>,
     project: Conv2d,
     head: [Conv2d; 3],
-    layers: Vec<isize>,
+    blocks: Vec<i64>,
     embed_dim: usize,
     range: DepthRange,
 }
@@ -61,36 +61,36 @@ impl Dinov2DptDepthHead {
         device: &Device,
     ) -> Result<Self> {
         options.range.validate()?;
-        let layers = match &options.layers {
-            Some(layers) => layers.clone(),
+        let blocks = match &options.blocks {
+            Some(blocks) => blocks.clone(),
             None => four_layers_or_err(embed_dim, "DPT depth head")?,
         };
-        if layers.len() != 4 {
+        if blocks.len() != 4 {
             return Err(Error::option(
                 "layers",
                 format!(
                     "the DPT depth head reads 4 blocks, {} were given",
-                    layers.len()
+                    blocks.len()
                 ),
             ));
         }
         let prefix = decode_head_prefix(store, "convs.0.conv.weight");
         let root = store.scope(&prefix, device);
-        let blocks = root.pp("reassemble_blocks");
+        let scope = root.pp("reassemble_blocks");
         let e = embed_dim;
         let channels = stored_dim(store, &root.path("convs.0.conv.weight"), 0)?;
         let (mut readout, mut reassemble, mut convs, mut fusion) = (vec![], vec![], vec![], vec![]);
         for (i, factor) in FACTORS.into_iter().enumerate() {
             readout.push(Linear::load(
-                &blocks.pp("readout_projects").pp(i).pp(0),
+                &scope.pp("readout_projects").pp(i).pp(0),
                 2 * e,
                 e,
                 true,
             )?);
-            let project_scope = blocks.pp("projects").pp(i);
+            let project_scope = scope.pp("projects").pp(i);
             let c = stored_dim(store, &project_scope.path("conv.weight"), 0)?;
             let project = conv_module(&project_scope, ConvSpec::new(e, c, 1))?;
-            let resample = Resample::load(&blocks.pp("resize_layers").pp(i), c, factor)?;
+            let resample = Resample::load(&scope.pp("resize_layers").pp(i), c, factor)?;
             reassemble.push(Reassemble::new(project, resample));
             let conv = ConvSpec::new(c, channels, 3).with_bias(false);
             convs.push(conv_module(&root.pp("convs").pp(i), conv)?);
@@ -117,7 +117,7 @@ impl Dinov2DptDepthHead {
                 Conv2d::load(&head.pp(2), ConvSpec::new(half, 32, 3))?,
                 Conv2d::load(&head.pp(4), ConvSpec::new(32, 1, 1))?,
             ],
-            layers,
+            blocks,
             embed_dim,
             range: options.range,
         })
@@ -145,7 +145,7 @@ impl Head for Dinov2DptDepthHead {
 
     /// The head's four blocks, without the final LayerNorm, with CLS tokens.
     fn request(&self) -> FeatureRequest {
-        FeatureRequest::layers(self.layers.clone())
+        FeatureRequest::blocks(self.blocks.clone())
             .with_norm(false)
             .with_cls_token(true)
     }

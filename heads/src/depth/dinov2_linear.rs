@@ -25,7 +25,7 @@ const UPSAMPLE: usize = 4;
 pub struct Dinov2LinearDepthHead {
     conv_depth: Conv2d,
     bins: Tensor,
-    layers: Vec<isize>,
+    blocks: Vec<i64>,
     embed_dim: usize,
     range: DepthRange,
 }
@@ -51,7 +51,7 @@ fn linspace(start: f32, end: f32, steps: usize) -> Vec<f32> {
 impl Dinov2LinearDepthHead {
     /// Loads `conv_depth` (under `decode_head.`, as in the published files, or at the top level) for
     /// a backbone of width `embed_dim`. The number of blocks and bins is read from the weight
-    /// `(K, 2E·L, 1, 1)` unless `options.layers` fixes `L`.
+    /// `(K, 2E·L, 1, 1)` unless `options.blocks` fixes `L`.
     pub fn load(
         store: &TensorStore,
         embed_dim: usize,
@@ -62,28 +62,28 @@ impl Dinov2LinearDepthHead {
         let prefix = decode_head_prefix(store, "conv_depth.weight");
         let name = format!("{prefix}conv_depth.weight");
         let bins = stored_dim(store, &name, 0)?;
-        let layers = match &options.layers {
-            Some(layers) => layers.clone(),
+        let blocks = match &options.blocks {
+            Some(blocks) => blocks.clone(),
             None => match stored_dim(store, &name, 1)? {
                 c if c == 8 * embed_dim => {
-                    four_layers_or_err(embed_dim, "linear depth head (4 layers)")?
+                    four_layers_or_err(embed_dim, "linear depth head (4 blocks)")?
                 }
                 _ => vec![-1],
             },
         };
-        if layers.is_empty() {
+        if blocks.is_empty() {
             return Err(Error::option(
                 "layers",
                 "the linear depth head needs at least one block",
             ));
         }
-        let spec = ConvSpec::new(2 * embed_dim * layers.len(), bins, 1);
+        let spec = ConvSpec::new(2 * embed_dim * blocks.len(), bins, 1);
         let conv_depth = Conv2d::load(&store.scope(&prefix, device).pp("conv_depth"), spec)?;
         let centres = linspace(options.range.min as f32, options.range.max as f32, bins);
         Ok(Self {
             conv_depth,
             bins: Tensor::from_vec(centres, (1, bins, 1, 1), device)?,
-            layers,
+            blocks,
             embed_dim,
             range: options.range,
         })
@@ -101,7 +101,7 @@ impl Head for Dinov2LinearDepthHead {
 
     /// The head's blocks, without the final LayerNorm, with CLS tokens.
     fn request(&self) -> FeatureRequest {
-        FeatureRequest::layers(self.layers.clone())
+        FeatureRequest::blocks(self.blocks.clone())
             .with_norm(false)
             .with_cls_token(true)
     }
@@ -109,7 +109,7 @@ impl Head for Dinov2LinearDepthHead {
     fn forward(&self, features: &FeatureMaps) -> Result<Tensor> {
         let cls = check_dinov2_inputs(
             features,
-            self.layers.len(),
+            self.blocks.len(),
             self.embed_dim,
             "linear depth head",
         )?;

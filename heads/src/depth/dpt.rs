@@ -137,7 +137,7 @@ impl DepthAnythingHead {
                 "feature maps",
                 format!(
                     "the Depth-Anything head needs {n} maps (one per block {:?}), got {}",
-                    self.config.layers,
+                    self.config.blocks,
                     features.maps.len()
                 ),
             ));
@@ -166,7 +166,7 @@ impl Head for DepthAnythingHead {
 
     /// The config's blocks, final LayerNorm applied (unless the backbone config says otherwise), no CLS.
     fn request(&self) -> FeatureRequest {
-        FeatureRequest::layers(self.config.layers.clone()).with_norm(self.config.norm)
+        FeatureRequest::blocks(self.config.blocks.clone()).with_norm(self.config.norm)
     }
 
     fn forward(&self, features: &FeatureMaps) -> Result<Tensor> {
@@ -195,7 +195,7 @@ impl Head for DepthAnythingHead {
             fused.push(out);
         }
         let index = self.config.head_in_index;
-        let pick = if index < 0 { n as isize + index } else { index } as usize;
+        let pick = if index < 0 { n as i64 + index } else { index } as usize;
         let x = self.conv1.forward(&fused[pick])?;
         let p = self.config.patch_size;
         let x = resize_bilinear(&x, (h * p, w * p), true)?;

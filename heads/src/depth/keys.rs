@@ -23,18 +23,18 @@ pub struct OriginalDepthAnythingOptions {
     pub max_depth: f64,
     /// The four backbone blocks (0-based); `None`: Depth-Anything-V2's table by backbone width
     /// (see [`super::dinov2_four_layers`]).
-    pub layers: Option<Vec<isize>>,
+    pub blocks: Option<Vec<i64>>,
     /// The backbone's patch size (14 for every published model).
     pub patch_size: usize,
 }
 
 impl Default for OriginalDepthAnythingOptions {
-    /// A relative model: `max_depth` 1, published layers, patch 14.
+    /// A relative model: `max_depth` 1, published blocks, patch 14.
     fn default() -> Self {
         Self {
             kind: DepthKind::Relative,
             max_depth: 1.0,
-            layers: None,
+            blocks: None,
             patch_size: 14,
         }
     }
@@ -63,8 +63,8 @@ impl OriginalDepthAnythingOptions {
     }
 
     /// Sets the backbone blocks.
-    pub fn with_layers(mut self, layers: impl Into<Vec<isize>>) -> Self {
-        self.layers = Some(layers.into());
+    pub fn with_blocks(mut self, blocks: impl Into<Vec<i64>>) -> Self {
+        self.blocks = Some(blocks.into());
         self
     }
 
@@ -164,11 +164,11 @@ pub(crate) fn original_config(
     let neck_hidden_sizes = (0..4)
         .map(|i| dim(store, &format!("depth_head.projects.{i}.weight"), 0))
         .collect::<Result<Vec<_>>>()?;
-    let layers = match &options.layers {
+    let blocks = match &options.blocks {
         Some(l) => l.clone(),
         None => four_layers_or_err(width, "Depth-Anything-V2 head")?,
     };
-    let stages: Vec<isize> = layers
+    let stages: Vec<i64> = blocks
         .iter()
         .map(|&b| if b >= 0 { b + 1 } else { b })
         .collect();
@@ -182,7 +182,7 @@ pub(crate) fn original_config(
         head_hidden_size: dim(store, "depth_head.scratch.output_conv2.0.weight", 0)?,
         depth_estimation_type: options.kind,
         max_depth: options.max_depth,
-        layers,
+        blocks,
         norm: true,
         backbone_config: json!({
             "model_type": "dinov2",

@@ -59,15 +59,15 @@ impl Default for DepthRange {
 pub struct Dinov2DepthOptions {
     /// 0-based block indices that feed the head, one per head input. `None`: the published choice,
     /// that is the last block for a one-layer linear head and [`dinov2_four_layers`] otherwise.
-    pub layers: Option<Vec<isize>>,
+    pub blocks: Option<Vec<i64>>,
     /// Depth range of the bins (linear head) and of the clamp (both heads). Default: NYU.
     pub range: DepthRange,
 }
 
 impl Dinov2DepthOptions {
     /// Sets the blocks that feed the head.
-    pub fn with_layers(mut self, layers: impl Into<Vec<isize>>) -> Self {
-        self.layers = Some(layers.into());
+    pub fn with_blocks(mut self, blocks: impl Into<Vec<i64>>) -> Self {
+        self.blocks = Some(blocks.into());
         self
     }
 
@@ -87,7 +87,7 @@ impl Dinov2DepthOptions {
 /// assert_eq!(dinov2_four_layers(1024), Some(vec![4, 11, 17, 23]));
 /// assert_eq!(dinov2_four_layers(32), None);
 /// ```
-pub fn dinov2_four_layers(embed_dim: usize) -> Option<Vec<isize>> {
+pub fn dinov2_four_layers(embed_dim: usize) -> Option<Vec<i64>> {
     match embed_dim {
         384 | 768 => Some(vec![2, 5, 8, 11]),
         1024 => Some(vec![4, 11, 17, 23]),
@@ -96,14 +96,14 @@ pub fn dinov2_four_layers(embed_dim: usize) -> Option<Vec<isize>> {
     }
 }
 
-/// The published four blocks for `embed_dim`, or an error asking for explicit layers.
-pub(crate) fn four_layers_or_err(embed_dim: usize, head: &str) -> Result<Vec<isize>> {
+/// The published four blocks for `embed_dim`, or an error asking for explicit blocks.
+pub(crate) fn four_layers_or_err(embed_dim: usize, head: &str) -> Result<Vec<i64>> {
     dinov2_four_layers(embed_dim).ok_or_else(|| {
         Error::option(
             "layers",
             format!(
                 "{head}: no published block indices for a backbone of width {embed_dim} \
-                 (known: 384, 768, 1024, 1536); set the layers explicitly"
+                 (known: 384, 768, 1024, 1536); set the blocks explicitly"
             ),
         )
     })

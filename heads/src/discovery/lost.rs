@@ -157,7 +157,7 @@ impl Head for Lost {
     /// The last block's tensor named by [`LostOptions::source`], without final LayerNorm or CLS token.
     fn request(&self) -> FeatureRequest {
         FeatureRequest {
-            layers: vec![-1],
+            blocks: vec![-1],
             norm: false,
             cls_token: false,
             source: self.options.source,

@@ -180,7 +180,7 @@ impl Head for TokenCut {
     /// The last block's tensor named by [`TokenCutOptions::source`], without final LayerNorm or CLS token.
     fn request(&self) -> FeatureRequest {
         FeatureRequest {
-            layers: vec![-1],
+            blocks: vec![-1],
             norm: false,
             cls_token: false,
             source: self.options.source,

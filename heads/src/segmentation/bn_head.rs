@@ -84,7 +84,7 @@ pub struct BnHead {
     conv_seg: Conv2d,
     num_classes: usize,
     embed_dim: usize,
-    layers: Vec<isize>,
+    blocks: Vec<i64>,
     classes: Option<ClassSet>,
 }
 
@@ -144,24 +144,24 @@ impl BnHead {
         let scope = store.scope(prefix, device);
         let params = BnHeadParams::load(&scope, in_channels, num_classes)?;
         let n = in_channels / embed_dim;
-        let head = Self::from_params(params, embed_dim, (-(n as isize)..0).collect())?;
+        let head = Self::from_params(params, embed_dim, (-(n as i64)..0).collect())?;
         match metadata {
             None => Ok(head),
             Some(m) => head.apply_metadata(m, source),
         }
     }
 
-    /// Builds the head from its tensors, for a backbone of width `embed_dim` reading `layers`
-    /// (`layers.len() * embed_dim` must be the head's input channels).
-    pub fn from_params(params: BnHeadParams, embed_dim: usize, layers: Vec<isize>) -> Result<Self> {
+    /// Builds the head from its tensors, for a backbone of width `embed_dim` reading `blocks`
+    /// (`blocks.len() * embed_dim` must be the head's input channels).
+    pub fn from_params(params: BnHeadParams, embed_dim: usize, blocks: Vec<i64>) -> Result<Self> {
         let (num_classes, in_channels, _, _) = params.conv_weight.dims4()?;
-        if layers.is_empty() || layers.len() * embed_dim != in_channels {
+        if blocks.is_empty() || blocks.len() * embed_dim != in_channels {
             return Err(Error::option(
-                "head layers",
+                "head blocks",
                 format!(
-                    "{} layers of width {embed_dim} give {} channels, but the head reads {in_channels}",
-                    layers.len(),
-                    layers.len() * embed_dim
+                    "{} blocks of width {embed_dim} give {} channels, but the head reads {in_channels}",
+                    blocks.len(),
+                    blocks.len() * embed_dim
                 ),
             ));
         }
@@ -197,7 +197,7 @@ impl BnHead {
             conv_seg,
             num_classes,
             embed_dim,
-            layers,
+            blocks,
             classes: None,
         })
     }
@@ -221,7 +221,7 @@ impl BnHead {
                 ),
             ));
         }
-        self = self.with_layers(m.layers.clone())?;
+        self = self.with_blocks(m.blocks.clone())?;
         if !m.class_names.is_empty() {
             let classes = if m.palette.len() == m.class_names.len() {
                 ClassSet::new(m.class_names.clone(), m.palette.clone())?
@@ -234,19 +234,19 @@ impl BnHead {
     }
 
     /// The same head reading other blocks (as many as before: `C_in / E`).
-    pub fn with_layers(mut self, layers: Vec<isize>) -> Result<Self> {
-        if layers.len() != self.layers.len() {
+    pub fn with_blocks(mut self, blocks: Vec<i64>) -> Result<Self> {
+        if blocks.len() != self.blocks.len() {
             return Err(Error::option(
-                "head layers",
+                "head blocks",
                 format!(
-                    "{} layers given, but the head reads {} maps of width {}",
-                    layers.len(),
-                    self.layers.len(),
+                    "{} blocks given, but the head reads {} maps of width {}",
+                    blocks.len(),
+                    self.blocks.len(),
                     self.embed_dim
                 ),
             ));
         }
-        self.layers = layers;
+        self.blocks = blocks;
         Ok(self)
     }
 
@@ -267,14 +267,14 @@ impl BnHead {
         self.embed_dim
     }
 
-    /// The input channels `C_in` (layers × width).
+    /// The input channels `C_in` (blocks × width).
     pub fn in_channels(&self) -> usize {
-        self.layers.len() * self.embed_dim
+        self.blocks.len() * self.embed_dim
     }
 
     /// The blocks read.
-    pub fn layers(&self) -> &[isize] {
-        &self.layers
+    pub fn blocks(&self) -> &[i64] {
+        &self.blocks
     }
 
     /// The class names and colours saved with the head, if any.
@@ -290,14 +290,14 @@ impl BnHead {
     /// Concatenates the maps the head reads into `(B, C_in, h, w)`, each resized to the first one's
     /// grid (mmseg's `resize_concat`).
     pub fn concat_features(&self, features: &FeatureMaps) -> Result<Tensor> {
-        if features.maps.len() != self.layers.len() {
+        if features.maps.len() != self.blocks.len() {
             return Err(Error::input(
                 "feature maps",
                 format!(
                     "{} maps were given, the head reads {} (blocks {:?})",
                     features.maps.len(),
-                    self.layers.len(),
-                    self.layers
+                    self.blocks.len(),
+                    self.blocks
                 ),
             ));
         }
@@ -348,7 +348,7 @@ impl BnHead {
             kind: "bn_head".into(),
             num_classes: self.num_classes,
             embed_dim: self.embed_dim,
-            layers: self.layers.clone(),
+            blocks: self.blocks.clone(),
             class_names: self
                 .classes
                 .as_ref()
@@ -367,12 +367,12 @@ impl BnHead {
     /// Saves the head as safetensors with `metadata` (start from [`BnHead::metadata`]).
     pub fn save(&self, path: impl AsRef<Path>, metadata: &HeadMetadata) -> Result<()> {
         let own = self.metadata();
-        if (metadata.num_classes, metadata.embed_dim, &metadata.layers)
-            != (own.num_classes, own.embed_dim, &own.layers)
+        if (metadata.num_classes, metadata.embed_dim, &metadata.blocks)
+            != (own.num_classes, own.embed_dim, &own.blocks)
         {
             return Err(Error::option(
                 "head metadata",
-                "num_classes, embed_dim and layers must be the head's own (use BnHead::metadata)",
+                "num_classes, embed_dim and blocks must be the head's own (use BnHead::metadata)",
             ));
         }
         let json = serde_json::to_string(metadata)
@@ -386,7 +386,7 @@ impl Head for BnHead {
     type Output = Tensor;
 
     fn request(&self) -> FeatureRequest {
-        FeatureRequest::layers(self.layers.clone())
+        FeatureRequest::blocks(self.blocks.clone())
     }
 
     /// Logits `(B, K, H, W)` at `features.input_size`.

@@ -26,8 +26,10 @@ pub struct HeadMetadata {
     pub num_classes: usize,
     /// The backbone width `E` per layer.
     pub embed_dim: usize,
-    /// The blocks read, as in [`crate::FeatureRequest::layers`] (`[-1]` linear, `[-4, -3, -2, -1]` ms).
-    pub layers: Vec<isize>,
+    /// The blocks read, as in [`crate::FeatureRequest::blocks`] (`[-1]` linear, `[-4, -3, -2, -1]` ms);
+    /// stored under the key `layers`.
+    #[serde(rename = "layers")]
+    pub blocks: Vec<i64>,
     /// One name per class, label order (may be empty).
     #[serde(default)]
     pub class_names: Vec<String>,

@@ -5,7 +5,7 @@
 //! AdamW (lr 1e-3, weight decay 1e-4) with mmseg's linear warmup and poly decay. Every random choice
 //! (initial weights, shuffling) comes from one seed, so a run repeats exactly.
 //!
-//! Shapes: a [`Sample`] holds concatenated features `(C_in, h, w)` (the head's layers, in order) and
+//! Shapes: a [`Sample`] holds concatenated features `(C_in, h, w)` (the head's blocks, in order) and
 //! labels `(H, W)` with `ceil(H / p) = h`, `ceil(W / p) = w`; batches stack samples of equal shapes.
 
 use std::collections::BTreeMap;
@@ -97,7 +97,7 @@ pub struct ProbeConfig {
     /// The backbone width `E`.
     pub embed_dim: usize,
     /// The blocks read (`[-1]`: dinov2's "linear"; `[-4, -3, -2, -1]`: "ms").
-    pub layers: Vec<isize>,
+    pub blocks: Vec<i64>,
     /// Class names and colours saved with the head.
     pub classes: Option<ClassSet>,
 }
@@ -108,7 +108,7 @@ impl ProbeConfig {
         Self {
             num_classes,
             embed_dim,
-            layers: vec![-1],
+            blocks: vec![-1],
             classes: None,
         }
     }
@@ -116,7 +116,7 @@ impl ProbeConfig {
     /// An "ms" probe: the last four blocks concatenated.
     pub fn multi_scale(num_classes: usize, embed_dim: usize) -> Self {
         Self {
-            layers: vec![-4, -3, -2, -1],
+            blocks: vec![-4, -3, -2, -1],
             ..Self::linear(num_classes, embed_dim)
         }
     }
@@ -128,7 +128,7 @@ impl ProbeConfig {
     }
 
     fn in_channels(&self) -> usize {
-        self.layers.len() * self.embed_dim
+        self.blocks.len() * self.embed_dim
     }
 }
 
@@ -378,7 +378,7 @@ impl ProbeState {
                 .reshape((k, c, 1, 1))?,
             conv_bias: self.conv_bias.as_tensor().detach(),
         };
-        let head = BnHead::from_params(params, config.embed_dim, config.layers.clone())?;
+        let head = BnHead::from_params(params, config.embed_dim, config.blocks.clone())?;
         match &config.classes {
             Some(classes) => head.with_classes(classes.clone()),
             None => Ok(head),
@@ -432,8 +432,8 @@ fn check_samples(samples: &[Sample], config: &ProbeConfig, ignore: u32, what: &s
             return Err(Error::input(
                 format!("{what} sample {i}"),
                 format!(
-                    "features have {c} channels, the probe reads {} layers of width {} = {}",
-                    config.layers.len(),
+                    "features have {c} channels, the probe reads {} blocks of width {} = {}",
+                    config.blocks.len(),
                     config.embed_dim,
                     config.in_channels()
                 ),
@@ -469,10 +469,10 @@ pub fn train_probe(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainedProbe> {
     opts.validate()?;
-    if config.num_classes == 0 || config.embed_dim == 0 || config.layers.is_empty() {
+    if config.num_classes == 0 || config.embed_dim == 0 || config.blocks.is_empty() {
         return Err(Error::option(
             "probe",
-            "num_classes, embed_dim and layers must be non-empty",
+            "num_classes, embed_dim and blocks must be non-empty",
         ));
     }
     if let Some(classes) = &config.classes {

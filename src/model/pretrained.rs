@@ -1,0 +1,237 @@
+//! `from_pretrained`: a model named by a Hub id (downloaded once into the Hugging Face cache), a
+//! local folder (`config.json`, weights, optional `preprocessor_config.json`) or a bare checkpoint
+//! file (an original facebookresearch or Depth-Anything-V2 `.pth`, its config inferred from its
+//! tensor shapes), resolved to its files, its config of either generation and its image processor.
+//!
+//! [`ModelSource`] is the resolved description; [`DinoModel`] is a backbone of whichever generation
+//! the files hold; [`Pretrained`] pairs a loaded model with the processor its checkpoint was made
+//! for, as HF's `AutoModel` + `AutoImageProcessor` do.
+
+use std::path::{Path, PathBuf};
+
+use candle::{DType, Device, Tensor};
+
+use crate::io::hub::{resolve_model, ModelFiles};
+use crate::model::backbone::BackboneOptions;
+use crate::model::config::Dinov2Config;
+use crate::model::encoder::Dinov2Model;
+use crate::model::load::LoadOptions;
+use crate::model::vit::{EncodeRequest, Encoded, Vit, VitInfo};
+use crate::model::weights::{infer_config, open_backbone};
+use crate::preprocess::ImageProcessor;
+use crate::Result;
+
+/// The configuration of a backbone of either generation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ModelConfig {
+    /// `dinov2` / `dinov2_with_registers`.
+    Dinov2(Dinov2Config),
+}
+
+impl ModelConfig {
+    /// Reads a `config.json` of any supported generation (also nested as `backbone_config`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::Dinov2(Dinov2Config::from_file(path)?))
+    }
+
+    /// The patch size.
+    pub fn patch_size(&self) -> usize {
+        match self {
+            Self::Dinov2(c) => c.patch_size,
+        }
+    }
+
+    /// The token width `D`.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Dinov2(c) => c.hidden_size,
+        }
+    }
+
+    /// The number of input channels.
+    pub fn num_channels(&self) -> usize {
+        match self {
+            Self::Dinov2(c) => c.num_channels,
+        }
+    }
+
+    /// The image processor a checkpoint of this generation uses when it ships none.
+    pub fn default_processor(&self) -> ImageProcessor {
+        match self {
+            Self::Dinov2(_) => ImageProcessor::default(),
+        }
+    }
+}
+
+/// A model source resolved to files, a config and an image processor, not loaded yet.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    /// The files.
+    pub files: ModelFiles,
+    /// The parsed (or inferred) config.
+    pub config: ModelConfig,
+    /// The model's `preprocessor_config.json`, else its generation's default processor.
+    pub processor: ImageProcessor,
+    /// True when the source was a bare checkpoint file whose config was inferred from its tensors.
+    pub config_inferred: bool,
+}
+
+impl ModelSource {
+    /// Resolves a Hub id (`org/name[@revision]`, downloaded when not cached), a local folder or a
+    /// bare checkpoint file.
+    pub fn resolve(source: &str) -> Result<Self> {
+        let path = Path::new(source);
+        if path.is_file() {
+            return Self::from_checkpoint_file(path);
+        }
+        let files = resolve_model(source)?;
+        let config = ModelConfig::from_file(&files.config)?;
+        let processor = match &files.preprocessor {
+            Some(p) => ImageProcessor::from_file(p)?,
+            None => config.default_processor(),
+        };
+        Ok(Self {
+            files,
+            config,
+            processor,
+            config_inferred: false,
+        })
+    }
+
+    /// A bare checkpoint (an original facebookresearch or Depth-Anything-V2 `.pth`): its config is
+    /// inferred from its tensor shapes.
+    pub fn from_checkpoint_file(path: &Path) -> Result<Self> {
+        let weights = open_backbone(&[path])?;
+        let config = ModelConfig::Dinov2(infer_config(&weights)?);
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(Self {
+            files: ModelFiles {
+                dir,
+                config: path.to_path_buf(),
+                weights: vec![path.to_path_buf()],
+                preprocessor: None,
+            },
+            processor: config.default_processor(),
+            config,
+            config_inferred: true,
+        })
+    }
+
+    /// Loads the backbone from the source's own weights.
+    pub fn load(&self, opts: &LoadOptions) -> Result<DinoModel> {
+        self.load_from(&self.files.weights, opts)
+    }
+
+    /// Loads the backbone with this source's config from other weight files (for example a
+    /// fine-tuned backbone stored beside a head).
+    pub fn load_from(&self, weights: &[impl AsRef<Path>], opts: &LoadOptions) -> Result<DinoModel> {
+        let weights = open_backbone(weights)?;
+        match &self.config {
+            ModelConfig::Dinov2(c) => Ok(DinoModel::Dinov2(Dinov2Model::from_weights(
+                c.clone(),
+                &weights,
+                opts,
+            )?)),
+        }
+    }
+}
+
+/// A loaded model and the image processor its checkpoint was made for.
+#[derive(Debug, Clone)]
+pub struct Pretrained<M> {
+    /// The model.
+    pub model: M,
+    /// Its image processor (`preprocessor_config.json`, else the generation's default).
+    pub processor: ImageProcessor,
+    /// The files it was loaded from.
+    pub files: ModelFiles,
+}
+
+impl<M> Pretrained<M> {
+    /// The same files and processor around another value (for example the model wrapped in a
+    /// backbone).
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> Pretrained<N> {
+        Pretrained {
+            model: f(self.model),
+            processor: self.processor,
+            files: self.files,
+        }
+    }
+}
+
+/// A backbone of whichever DINO generation a checkpoint holds.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DinoModel {
+    /// DINOv2, with or without registers.
+    Dinov2(Dinov2Model),
+}
+
+impl DinoModel {
+    /// Loads any supported model: a Hub id, a local folder or a bare checkpoint file.
+    ///
+    /// ```
+    /// # fn main() -> dinoreg::Result<()> {
+    /// use dinoreg::{DinoModel, LoadOptions, Vit};
+    /// let pretrained = DinoModel::from_pretrained("tests/fixtures/model/reg4", &LoadOptions::default())?;
+    /// assert_eq!(pretrained.model.info().num_register_tokens, 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
+        let source = ModelSource::resolve(source)?;
+        Ok(Pretrained {
+            model: source.load(opts)?,
+            processor: source.processor,
+            files: source.files,
+        })
+    }
+
+    /// The DINOv2 model, when it is one.
+    pub fn as_dinov2(&self) -> Option<&Dinov2Model> {
+        match self {
+            Self::Dinov2(m) => Some(m),
+        }
+    }
+
+    fn inner(&self) -> &dyn Vit {
+        match self {
+            Self::Dinov2(m) => m,
+        }
+    }
+}
+
+impl From<Dinov2Model> for DinoModel {
+    fn from(model: Dinov2Model) -> Self {
+        Self::Dinov2(model)
+    }
+}
+
+impl Vit for DinoModel {
+    fn info(&self) -> &VitInfo {
+        self.inner().info()
+    }
+
+    fn device(&self) -> &Device {
+        self.inner().device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.inner().dtype()
+    }
+
+    fn encode(&self, pixels: &Tensor, request: &EncodeRequest<'_>) -> Result<Encoded> {
+        self.inner().encode(pixels, request)
+    }
+
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.inner().final_norm(x)
+    }
+
+    fn backbone_defaults(&self) -> BackboneOptions {
+        self.inner().backbone_defaults()
+    }
+}
