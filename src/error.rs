@@ -59,6 +59,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Long work stopped because its [`Progress`](crate::progress::Progress) was cancelled.
+    #[error("interrupted: {done} of {total} done")]
+    Interrupted {
+        /// Units finished before the stop.
+        done: usize,
+        /// Units of the whole job.
+        total: usize,
+    },
     /// A checkpoint, head or head-input error (missing or mis-shaped tensors among them).
     #[error(transparent)]
     Heads(#[from] dinoreg_heads::Error),

@@ -10,7 +10,9 @@
 pub mod error;
 pub mod io;
 pub mod model;
+pub mod pipelines;
 pub mod preprocess;
+pub mod progress;
 pub mod retrieval;
 pub mod viz;
 

@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
-use dinoreg::Dinov2ForImageClassification;
+use dinoreg::io::npy::{read_pixels, write_tensor};
+use dinoreg::pipelines::{ClassificationPipeline, InputName};
+use dinoreg::Vit;
 
-use super::common::{read_inputs, write_npy, InputArgs, ModelArgs, ModelSource};
+use super::common::{InputArgs, ModelArgs};
 
 /// Arguments of `dinoreg classify`.
 #[derive(Debug, clap::Args)]
@@ -25,28 +27,28 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.top == 0 {
-        anyhow::bail!("invalid --top 0: expected at least 1");
-    }
-    let source = ModelSource::resolve(&args.model)?;
-    let model = Dinov2ForImageClassification::load(
-        &source.files.config,
-        &source.files.weights,
-        &source.load,
+    let pipeline = ClassificationPipeline::from_pretrained(
+        &args.model.model,
+        args.top,
+        &args.model.load_options()?,
     )?;
-    let inputs = read_inputs(
-        &args.input,
-        &source.processor,
-        source.config.num_channels,
-        &source.load.device,
-    )?;
-    let logits = model.forward(&inputs.pixels)?;
-    for (i, preds) in model.top_k(&logits, args.top)?.iter().enumerate() {
-        let name = inputs
-            .paths
-            .get(i)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| format!("pixels[{i}]"));
+    let (result, names) = match &args.input.pixels {
+        Some(path) => {
+            let model = pipeline.model().model();
+            let pixels = read_pixels(path, model.info().num_channels)?.to_device(model.device())?;
+            let b = pixels.dim(0)?;
+            (
+                pipeline.run_pixels(&pixels)?,
+                (0..b).map(InputName::Pixels).collect(),
+            )
+        }
+        None => {
+            let paths = args.input.image_paths()?;
+            let names: Vec<InputName> = paths.iter().cloned().map(InputName::File).collect();
+            (pipeline.run_batch(&paths)?, names)
+        }
+    };
+    for (name, preds) in names.iter().zip(&result.top) {
         println!("{name}");
         for p in preds {
             println!(
@@ -58,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if let Some(out) = &args.output {
-        write_npy(out, &logits)?;
+        write_tensor(out, &result.logits)?;
         println!("wrote {}", out.display());
     }
     Ok(())

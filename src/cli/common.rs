@@ -37,6 +37,23 @@ pub struct InputArgs {
     pub pixels: Option<PathBuf>,
 }
 
+impl ModelArgs {
+    /// The load options `--device` asks for.
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        Ok(LoadOptions::default().with_device_name(self.device.as_deref())?)
+    }
+}
+
+impl InputArgs {
+    /// The `--image` files, folders expanded; an error when none was given.
+    pub fn image_paths(&self) -> anyhow::Result<Vec<PathBuf>> {
+        if self.images.is_empty() {
+            bail!("no input: give --image FILE (or a folder) or --pixels FILE.npy");
+        }
+        Ok(dinoreg::pipelines::expand_images(&self.images)?)
+    }
+}
+
 /// The device named by `--device`.
 pub fn device(arg: Option<&str>) -> anyhow::Result<Device> {
     match arg {
@@ -160,36 +177,6 @@ pub fn expand_images(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         bail!("no image found in {paths:?}");
     }
     Ok(out)
-}
-
-/// The input batch: pixels `(B, 3, H, W)` on `device`, and the image paths when images were given.
-pub struct Inputs {
-    /// The pixel tensor.
-    pub pixels: Tensor,
-    /// The images, in batch order (empty for `--pixels`).
-    pub paths: Vec<PathBuf>,
-}
-
-/// Reads `--pixels`, or decodes and preprocesses `--image` with `processor` (in parallel).
-pub fn read_inputs(
-    inputs: &InputArgs,
-    processor: &ImageProcessor,
-    channels: usize,
-    device: &Device,
-) -> anyhow::Result<Inputs> {
-    if let Some(p) = &inputs.pixels {
-        let pixels = dinoreg::io::npy::read_pixels(p, channels)?.to_device(device)?;
-        return Ok(Inputs {
-            pixels,
-            paths: Vec::new(),
-        });
-    }
-    if inputs.images.is_empty() {
-        bail!("no input: give --image FILE (or a folder) or --pixels FILE.npy");
-    }
-    let paths = expand_images(&inputs.images)?;
-    let pixels = processor.load_batch_tensor(&paths, device)?;
-    Ok(Inputs { pixels, paths })
 }
 
 /// Writes through a temporary file renamed over `path`, so `path` is either the old or the new file.

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use dinoreg::Vit;
-use dinoreg::{Backbone, BackboneOptions};
+use dinoreg::io::npy::read_pixels;
+use dinoreg::pipelines::{FeaturesOptions, FeaturesPipeline};
+use dinoreg::{BackboneOptions, Vit};
 
-use super::common::{read_inputs, write_safetensors, InputArgs, ModelArgs, ModelSource};
+use super::common::{InputArgs, ModelArgs};
 
 /// Arguments of `dinoreg features`.
 #[derive(Debug, clap::Args)]
@@ -41,44 +42,34 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let source = ModelSource::resolve(&args.model)?;
-    let mut opts = BackboneOptions::default()
+    let mut backbone = BackboneOptions::default()
         .with_layernorm(!args.no_layernorm)
         .with_reshape(!args.no_reshape);
     if let Some(i) = args.out_indices {
-        opts = opts.with_out_indices(i);
+        backbone = backbone.with_out_indices(i);
     }
     if let Some(f) = args.out_features {
-        opts = opts.with_out_features(f);
+        backbone = backbone.with_out_features(f);
     }
-    let model = source.model()?;
-    let backbone = Backbone::new(model.clone(), &opts)?;
-    let inputs = read_inputs(
-        &args.input,
-        &source.processor,
-        source.config.num_channels,
-        &source.load.device,
+    let options = FeaturesOptions::default().with_backbone(backbone);
+    let pipeline = FeaturesPipeline::from_pretrained(
+        &args.model.model,
+        &options,
+        &args.model.load_options()?,
     )?;
-    let out = backbone.forward_with(
-        &inputs.pixels,
-        &dinoreg::BackboneForwardOptions::default().with_hidden_states(true),
-    )?;
-    let hidden = out.hidden_states.unwrap_or_default();
-    let last = hidden
-        .last()
-        .ok_or_else(|| anyhow::anyhow!("the model returned no hidden state"))?;
-    let last_hidden_state = model.final_norm(last)?;
-    let pooler_output = last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
-    let mut tensors = HashMap::new();
-    for (name, map) in backbone.out_features().iter().zip(out.feature_maps) {
-        println!("{name}: {:?}", map.dims());
-        tensors.insert(name.clone(), map);
+    let features = match &args.input.pixels {
+        Some(path) => {
+            let channels = pipeline.backbone().model().info().num_channels;
+            let pixels =
+                read_pixels(path, channels)?.to_device(pipeline.backbone().model().device())?;
+            pipeline.run_pixels(&pixels)?
+        }
+        None => pipeline.run_batch(&args.input.image_paths()?)?,
+    };
+    for (name, tensor) in features.named_tensors() {
+        println!("{name}: {:?}", tensor.dims());
     }
-    println!("last_hidden_state: {:?}", last_hidden_state.dims());
-    println!("pooler_output: {:?}", pooler_output.dims());
-    tensors.insert("last_hidden_state".into(), last_hidden_state);
-    tensors.insert("pooler_output".into(), pooler_output);
-    write_safetensors(&args.output, &tensors)?;
+    features.write_safetensors(&args.output, &HashMap::new())?;
     println!("wrote {}", args.output.display());
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Reading and writing at the edges: the Hugging Face Hub cache ([`hub`]), image decoding with
-//! limits ([`image`]), `.npy` arrays ([`npy`]) and atomic output files ([`output`]).
+//! limits ([`image`]), `.npy` arrays ([`npy`]), atomic output files ([`output`]) and `.safetensors`
+//! files with metadata ([`safetensors`]).
 
 pub mod hub;
 pub mod image;
 pub mod npy;
 pub mod output;
+pub mod safetensors;

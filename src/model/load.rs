@@ -3,6 +3,8 @@
 
 use candle::{DType, Device};
 
+use crate::{Error, Result};
+
 /// Where and in which precision a model runs.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -42,5 +44,44 @@ impl LoadOptions {
     pub fn with_fused_kernels(mut self, yes: bool) -> Self {
         self.fused_kernels = yes;
         self
+    }
+}
+
+/// The device named `name`: `cpu`, `cuda` or `cuda:N`; `None` takes CUDA device 0 when this build
+/// has CUDA and a GPU is present, else the CPU.
+///
+/// ```
+/// assert!(dinoreg::model::parse_device(Some("cpu")).unwrap().is_cpu());
+/// assert!(dinoreg::model::parse_device(Some("tpu")).is_err());
+/// ```
+pub fn parse_device(name: Option<&str>) -> Result<Device> {
+    match name {
+        None => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        Some("cpu") => Ok(Device::Cpu),
+        Some(s) if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                None => 0,
+                Some(n) => n.parse::<usize>().map_err(|_| {
+                    Error::option("device", format!("{s:?}: expected cuda:N with N a number"))
+                })?,
+            };
+            Device::new_cuda(ordinal).map_err(|_| {
+                Error::option(
+                    "device",
+                    format!("{s}: CUDA is not available (build with --features cuda on a machine with a GPU)"),
+                )
+            })
+        }
+        Some(other) => Err(Error::option(
+            "device",
+            format!("{other:?}: expected cpu, cuda or cuda:N"),
+        )),
+    }
+}
+
+impl LoadOptions {
+    /// Sets the device by name (see [`parse_device`]).
+    pub fn with_device_name(self, name: Option<&str>) -> Result<Self> {
+        Ok(self.with_device(parse_device(name)?))
     }
 }

@@ -32,6 +32,6 @@ pub use intermediates::{
     Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
 };
 pub use layers::Qkv;
-pub use load::LoadOptions;
+pub use load::{parse_device, LoadOptions};
 pub use pretrained::{DinoModel, ModelConfig, ModelSource, Pretrained};
 pub use vit::{EncodeRequest, Encoded, Family, ForwardOptions, ModelOutput, Vit, VitInfo};

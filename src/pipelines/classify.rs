@@ -1,0 +1,100 @@
+//! Image classification: HF `Dinov2WithRegistersForImageClassification` with its image processor;
+//! logits `(B, num_labels)` and the top-k labels of each image.
+
+use std::path::Path;
+
+use candle::Tensor;
+use image::RgbImage;
+use ndarray::Axis;
+
+use crate::io::npy::array_to_tensor;
+use crate::model::{Dinov2ForImageClassification, LoadOptions, Prediction, Vit};
+use crate::preprocess::ImageProcessor;
+use crate::{Error, Result};
+
+/// The classes of one batch.
+#[derive(Debug, Clone)]
+pub struct Classification {
+    /// `(B, num_labels)`.
+    pub logits: Tensor,
+    /// The top classes of each image, most probable first.
+    pub top: Vec<Vec<Prediction>>,
+}
+
+/// A classification checkpoint and its preprocessing.
+///
+/// ```
+/// # fn main() -> dinoreg::Result<()> {
+/// use dinoreg::pipelines::ClassificationPipeline;
+/// use dinoreg::LoadOptions;
+///
+/// let pipeline = ClassificationPipeline::from_pretrained("tests/fixtures/model/classifier", 3, &LoadOptions::default())?;
+/// let result = pipeline.run_path("examples/images/chelsea.png")?;
+/// assert_eq!(result.top[0].len(), 3);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ClassificationPipeline {
+    model: Dinov2ForImageClassification,
+    processor: ImageProcessor,
+    top: usize,
+}
+
+impl ClassificationPipeline {
+    /// Loads a classification checkpoint (Hub id or folder); `top` classes are kept per image.
+    pub fn from_pretrained(source: &str, top: usize, load: &LoadOptions) -> Result<Self> {
+        let pretrained = Dinov2ForImageClassification::from_pretrained(source, load)?;
+        Self::new(pretrained.model, pretrained.processor, top)
+    }
+
+    /// A pipeline over a loaded classifier.
+    pub fn new(
+        model: Dinov2ForImageClassification,
+        processor: ImageProcessor,
+        top: usize,
+    ) -> Result<Self> {
+        if top == 0 {
+            return Err(Error::option("top", "expected at least 1 class per image"));
+        }
+        Ok(Self {
+            model,
+            processor,
+            top,
+        })
+    }
+
+    /// The classifier.
+    pub fn model(&self) -> &Dinov2ForImageClassification {
+        &self.model
+    }
+
+    /// Classes of normalised pixels `(B, C, H, W)`.
+    pub fn run_pixels(&self, pixels: &Tensor) -> Result<Classification> {
+        let logits = self.model.forward(pixels)?;
+        let top = self.model.top_k(&logits, self.top)?;
+        Ok(Classification { logits, top })
+    }
+
+    /// Classes of one decoded image.
+    pub fn run_image(&self, image: &RgbImage) -> Result<Classification> {
+        let array = self.processor.preprocess(image)?.insert_axis(Axis(0));
+        self.run_pixels(&array_to_tensor(
+            array.into_dyn(),
+            self.model.model().device(),
+        )?)
+    }
+
+    /// Classes of the image file at `path`.
+    pub fn run_path(&self, path: impl AsRef<Path>) -> Result<Classification> {
+        self.run_image(&self.processor.read(path)?)
+    }
+
+    /// Classes of several image files as one batch, in order.
+    pub fn run_batch(&self, paths: &[impl AsRef<Path> + Sync]) -> Result<Classification> {
+        let pixels = self
+            .processor
+            .load_batch_tensor(paths, self.model.model().device())?;
+        self.run_pixels(&pixels)
+    }
+}
