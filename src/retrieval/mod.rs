@@ -8,6 +8,7 @@
 //! - [`shard`]: `--shard i/n` and merging shard folders;
 //! - [`index`]: exact cosine search; [`approx`]: an HNSW index saved beside the embeddings.
 
+#[cfg(feature = "ann")]
 pub mod approx;
 pub mod chunks;
 pub mod descriptor;
@@ -16,6 +17,7 @@ pub mod index;
 pub mod shard;
 pub mod store;
 
+#[cfg(feature = "ann")]
 pub use approx::{ApproxIndex, ApproxOptions};
 pub use descriptor::{l2_normalize, Descriptor};
 pub use embed::{EmbedJob, EmbedOptions, EmbedReport, Progress};

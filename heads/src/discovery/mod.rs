@@ -13,6 +13,7 @@
 
 pub mod components;
 pub mod corloc;
+#[cfg(feature = "datasets")]
 pub mod dataset;
 pub mod lost;
 pub mod tokencut;
@@ -24,6 +25,7 @@ use crate::{Error, FeatureMaps, Result};
 
 pub use components::{seed_component, Component, PatchBox};
 pub use corloc::{iou, CorLoc, ImageResult};
+#[cfg(feature = "datasets")]
 pub use dataset::{list_coco, list_voc, CocoOptions, GtItem, ItemError, Listing, VocOptions};
 pub use lost::{Lost, LostOptions};
 pub use tokencut::{TokenCut, TokenCutOptions};
