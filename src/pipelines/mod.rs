@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | [`FeaturesPipeline`] | HF backbone feature maps | [`Features`] |
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
+//! | [`DepthPipeline`] | monocular depth (Depth-Anything-V2, dinov2's depth heads) | [`DepthMap`] |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -21,10 +22,18 @@
 //!   cancelled.
 //! - Pipelines are `Send + Sync` and reusable across calls and threads.
 
+mod batch;
 mod classify;
+mod depth;
+mod depth_head;
+mod depth_map;
 mod features;
+mod imagenet;
 mod input;
 
 pub use classify::{Classification, ClassificationPipeline};
+pub use depth::{DepthOptions, DepthPipeline, DepthPreprocessing};
+pub use depth_head::depth_range_for_head_file;
+pub use depth_map::{DepthMap, DepthPicture};
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
-pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};
+pub use input::{expand_images, is_image, output_paths, InputName, IMAGE_EXTENSIONS};
