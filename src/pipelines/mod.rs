@@ -7,6 +7,8 @@
 //! | [`FeaturesPipeline`] | HF backbone feature maps | [`Features`] |
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
 //! | [`DepthPipeline`] | monocular depth (Depth-Anything-V2, dinov2's depth heads) | [`DepthMap`] |
+//! | [`SegmentationPipeline`] | semantic segmentation (dinov2's BNHead, mmseg inference) | [`SegmentationMap`] |
+//! | [`ProbeTrainingPipeline`] | a segmentation probe trained on [`ProbeData`] (images + label maps) | [`TrainedSegmentationHead`] |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -30,6 +32,11 @@ mod depth_map;
 mod features;
 mod imagenet;
 mod input;
+mod labels;
+mod probe_data;
+mod segment;
+mod segment_map;
+mod train_seg;
 
 pub use classify::{Classification, ClassificationPipeline};
 pub use depth::{DepthOptions, DepthPipeline, DepthPreprocessing};
@@ -37,3 +44,10 @@ pub use depth_head::depth_range_for_head_file;
 pub use depth_map::{DepthMap, DepthPicture};
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, output_paths, InputName, IMAGE_EXTENSIONS};
+pub use labels::{pair_labeled_images, LabelEncoding, LabelMap, LabeledImage};
+pub use probe_data::{ProbeData, ProbeDataOptions, ProbeItem, Validation, MAX_INFERRED_CLASSES};
+pub use segment::{Scale, SegmentationOptions, SegmentationPipeline, SegmentationPreset};
+pub use segment_map::SegmentationMap;
+pub use train_seg::{
+    ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, TrainedSegmentationHead,
+};
