@@ -44,6 +44,16 @@ impl ModelArgs {
 }
 
 impl InputArgs {
+    /// The `--pixels` tensor on `model`'s device, checked against its channels (`None` without
+    /// `--pixels`).
+    pub fn pixels_for(&self, model: &dyn dinoreg::Vit) -> anyhow::Result<Option<Tensor>> {
+        let Some(path) = &self.pixels else {
+            return Ok(None);
+        };
+        let pixels = dinoreg::io::npy::read_pixels(path, model.info().num_channels)?;
+        Ok(Some(pixels.to_device(model.device())?))
+    }
+
     /// The `--image` files, folders expanded; an error when none was given.
     pub fn image_paths(&self) -> anyhow::Result<Vec<PathBuf>> {
         if self.images.is_empty() {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use dinoreg::io::npy::{read_pixels, write_tensor};
+use dinoreg::io::npy::write_tensor;
 use dinoreg::pipelines::{output_paths, DepthMap, DepthOptions, DepthPicture, DepthPipeline};
 
 use super::common::{InputArgs, ModelArgs};
@@ -92,12 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &options,
         &args.model.load_options()?,
     )?;
-    let maps = match &args.input.pixels {
-        Some(path) => {
-            let model = pipeline.model();
-            let pixels = read_pixels(path, model.info().num_channels)?.to_device(model.device())?;
-            pipeline.run_pixels(&pixels)?
-        }
+    let maps = match args.input.pixels_for(pipeline.model())? {
+        Some(pixels) => pipeline.run_pixels(&pixels)?,
         None => pipeline.run_batch(&args.input.image_paths()?)?,
     };
     for map in &maps {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use dinoreg::heads::segmentation::{ClassSet, Window};
-use dinoreg::io::npy::{read_pixels, write_tensor};
+use dinoreg::io::npy::write_tensor;
 use dinoreg::pipelines::{
     output_paths, Scale, SegmentationMap, SegmentationOptions, SegmentationPipeline,
     SegmentationPreset,
@@ -160,12 +160,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &options(&args)?,
         &args.model.load_options()?,
     )?;
-    let maps = match &args.input.pixels {
-        Some(path) => {
-            let model = pipeline.model();
-            let pixels = read_pixels(path, model.info().num_channels)?.to_device(model.device())?;
-            pipeline.run_pixels(&pixels)?
-        }
+    let maps = match args.input.pixels_for(pipeline.model())? {
+        Some(pixels) => pipeline.run_pixels(&pixels)?,
         None => pipeline.run_batch(&args.input.image_paths()?)?,
     };
     if png {
