@@ -30,6 +30,8 @@ pub enum LabelEncoding {
     Gray16,
     /// Class colours (palette or RGB).
     Colors,
+    /// Class indices given in memory ([`LabelMap::from_values`]).
+    Values,
 }
 
 /// A decoded label map: class indices `(H, W)`, row-major.
@@ -71,7 +73,7 @@ impl LabelMap {
         Ok(Self {
             values,
             size,
-            encoding: LabelEncoding::Gray16,
+            encoding: LabelEncoding::Values,
         })
     }
 
@@ -225,4 +227,51 @@ pub fn pair_labeled_images(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_are_classes() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("voc.png");
+        // VOC background, aeroplane, and the void colour.
+        let pixels = [[0, 0, 0], [128, 0, 0], [224, 224, 192]];
+        let image = image::RgbImage::from_fn(3, 1, |x, _| image::Rgb(pixels[x as usize]));
+        image
+            .save(&path)
+            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        let map = LabelMap::read(&path, None)?;
+        assert_eq!(
+            (map.values(), map.encoding()),
+            (&[0, 1, 255][..], LabelEncoding::Colors)
+        );
+        // A classes file's colours come first.
+        let map = LabelMap::read(&path, Some(&[[128, 0, 0]]))?;
+        assert_eq!(map.values(), [0, 0, 255]);
+        let odd = dir.path().join("odd.png");
+        image::RgbImage::from_pixel(1, 1, image::Rgb([1, 2, 3]))
+            .save(&odd)
+            .map_err(|e| Error::io(&odd, std::io::Error::other(e)))?;
+        let err = LabelMap::read(&odd, None).unwrap_err();
+        assert!(err.to_string().contains("#010203"), "{err}");
+        assert!(err.to_string().contains("odd.png"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn nearest_resize_repeats_and_picks() -> Result<()> {
+        let map = LabelMap::from_values(vec![1, 2, 3, 4], (2, 2))?;
+        assert_eq!(
+            map.resize_nearest((4, 4)).values(),
+            [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]
+        );
+        assert_eq!(map.resize_nearest((1, 1)).values(), [1]);
+        assert!(LabelMap::from_values(vec![1, 2, 3], (2, 2)).is_err());
+        assert_eq!(map.label_outside(4), Some(4));
+        assert_eq!(map.largest_label(), Some(4));
+        Ok(())
+    }
 }

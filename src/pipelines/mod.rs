@@ -16,9 +16,14 @@
 //!   the head and typed options; `new(…)` builds one from parts (any [`Vit`](crate::Vit), so a
 //!   user's own backbone plugs in).
 //! - **Inputs**: `run_image(&RgbImage)` (decoded), `run_path(path)` (decoded with the processor's
-//!   limits and alpha handling), `run_batch(&[paths])` where images can share a batch, and
-//!   `run_pixels(&Tensor)` for pixels already normalised `(B, C, H, W)`, used as they are.
-//!   [`expand_images`] turns folders into their image files.
+//!   limits and alpha handling), `run_batch(&[paths])` (one batch where images share a size, one
+//!   image at a time for the dense tasks, whose results keep each image's size;
+//!   `run_batch_with_progress` reports each image), and `run_pixels(&Tensor)` for pixels already
+//!   normalised `(B, C, H, W)`, used as they are. [`expand_images`] turns folders into their image
+//!   files; each result carries its [`InputName`], and [`output_paths`] names one output file per
+//!   input.
+//! - **Preprocessing** belongs to the pipeline: `pixels(&RgbImage)` is the tensor its backbone sees
+//!   for an image (Depth-Anything's resize, dinov2's centre padding, the segmentation scale).
 //! - **Results** are typed values that can write themselves (PNG, `.npy`, `.safetensors`, JSON).
 //! - **Long work** reports through [`Progress`](crate::progress::Progress) and stops when it is
 //!   cancelled.

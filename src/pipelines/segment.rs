@@ -22,7 +22,7 @@ use crate::heads::segmentation::{
     predict, rescaled_size, BnHead, ClassSet, InferenceOptions, Window,
 };
 use crate::heads::Head;
-use crate::model::{DinoModel, LoadOptions, Vit};
+use crate::model::{LoadOptions, ModelSource, Vit};
 use crate::pipelines::batch::each;
 use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
 use crate::pipelines::input::InputName;
@@ -237,15 +237,11 @@ impl SegmentationPipeline {
         options: &SegmentationOptions,
         load: &LoadOptions,
     ) -> Result<Self> {
-        let pretrained = DinoModel::from_pretrained(source, load)?;
-        let width = pretrained.model.info().hidden_size;
-        let head = BnHead::load(head, width, &load.device)?;
-        Self::new(
-            Box::new(pretrained.model),
-            head,
-            pretrained.processor,
-            options,
-        )
+        // The head first: a head that does not fit fails before the backbone loads.
+        let resolved = ModelSource::resolve(source)?;
+        let head = BnHead::load(head, resolved.config.hidden_size(), &load.device)?;
+        let model = resolved.load(load)?;
+        Self::new(Box::new(model), head, resolved.processor, options)
     }
 
     /// A pipeline over any backbone and BNHead. `processor` only decodes images (its limits and
