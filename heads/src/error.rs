@@ -65,6 +65,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Long work (training) stopped because its observer asked it to.
+    #[error("interrupted: {done} of {total} done")]
+    Interrupted {
+        /// Units (steps) finished before the stop.
+        done: usize,
+        /// Units of the whole job.
+        total: usize,
+    },
     /// An error inside candle (device, dtype, an operation on tensors).
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle::Error),

@@ -2,7 +2,6 @@
 //! `--image` / `--pixels` inputs (images decoded and preprocessed in parallel, folders expanded),
 //! and writing outputs atomically (temporary file, then rename) so a failure loses nothing.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +44,16 @@ impl ModelArgs {
 }
 
 impl InputArgs {
+    /// The `--pixels` tensor on `model`'s device, checked against its channels (`None` without
+    /// `--pixels`).
+    pub fn pixels_for(&self, model: &dyn dinoreg::Vit) -> anyhow::Result<Option<Tensor>> {
+        let Some(path) = &self.pixels else {
+            return Ok(None);
+        };
+        let pixels = dinoreg::io::npy::read_pixels(path, model.info().num_channels)?;
+        Ok(Some(pixels.to_device(model.device())?))
+    }
+
     /// The `--image` files, folders expanded; an error when none was given.
     pub fn image_paths(&self) -> anyhow::Result<Vec<PathBuf>> {
         if self.images.is_empty() {
@@ -84,8 +93,6 @@ pub struct ModelSource {
     pub processor: ImageProcessor,
     /// Device and dtype.
     pub load: LoadOptions,
-    /// True when `--model` was a bare checkpoint file whose config was inferred from its tensors.
-    pub config_inferred: bool,
 }
 
 impl ModelSource {
@@ -109,7 +116,6 @@ impl ModelSource {
                 config,
                 processor: ImageProcessor::default(),
                 load,
-                config_inferred: true,
             });
         }
         let files = resolve_model(&args.model)?;
@@ -123,7 +129,6 @@ impl ModelSource {
             config,
             processor,
             load,
-            config_inferred: false,
         })
     }
 
@@ -199,53 +204,7 @@ pub fn write_atomic(
     }
 }
 
-/// Writes named tensors to a safetensors file, atomically.
-pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-    write_atomic(path, |tmp| {
-        let cpu: HashMap<String, Tensor> = tensors
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?.contiguous()?)))
-            .collect::<candle::Result<_>>()?;
-        candle::safetensors::save(&cpu, tmp)?;
-        Ok(())
-    })
-}
-
 /// Writes a tensor as a float32 `.npy`, atomically.
 pub fn write_npy(path: &Path, tensor: &Tensor) -> anyhow::Result<()> {
     Ok(dinoreg::io::npy::write_tensor(path, tensor)?)
-}
-
-/// Output files for several inputs: `path` itself for one input, else `<stem>_<input stem>.<ext>`
-/// beside it (with the input's index appended when two inputs share a stem).
-pub fn per_input_paths<'a>(
-    path: &Path,
-    names: impl ExactSizeIterator<Item = &'a str>,
-) -> Vec<PathBuf> {
-    if names.len() == 1 {
-        return vec![path.to_path_buf()];
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    let mut used = std::collections::HashSet::new();
-    names
-        .enumerate()
-        .map(|(i, name)| {
-            let name = Path::new(name)
-                .file_stem()
-                .map(|n| n.to_string_lossy().replace(['[', ']'], ""))
-                .unwrap_or_else(|| i.to_string());
-            let mut file = format!("{stem}_{name}{ext}");
-            if !used.insert(file.clone()) {
-                file = format!("{stem}_{name}_{i}{ext}");
-            }
-            path.with_file_name(file)
-        })
-        .collect()
 }

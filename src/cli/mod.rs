@@ -15,6 +15,7 @@ mod embed;
 mod features;
 mod pca;
 mod preprocess;
+mod progress;
 mod search;
 mod segment;
 mod train_seg;

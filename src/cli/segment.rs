@@ -1,4 +1,5 @@
-//! `dinoreg segment`: semantic segmentation with a dinov2 BNHead, run the way dinov2 evaluates it.
+//! `dinoreg segment`: semantic segmentation with a dinov2 BNHead, run the way dinov2 evaluates it,
+//! through [`SegmentationPipeline`].
 //!
 //! The head is one of dinov2's published mmseg heads (`dinov2_vit*14_{ade20k,voc2012}_{linear,ms}_
 //! head.pth`) or a safetensors head written by `dinoreg train-seg`. Images are normalised (ImageNet
@@ -9,24 +10,17 @@
 //! log of the mean softmax); `.png` the class colours over the image with a legend of the classes
 //! present (also printed).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use candle::Tensor;
-use dinoreg::heads::segmentation::{
-    legend_entries, overlay, predict, BnHead, ClassSet, InferenceOptions, OverlayOptions, Window,
+use anyhow::bail;
+use dinoreg::heads::segmentation::{ClassSet, Window};
+use dinoreg::io::npy::write_tensor;
+use dinoreg::pipelines::{
+    output_paths, Scale, SegmentationMap, SegmentationOptions, SegmentationPipeline,
+    SegmentationPreset,
 };
-use dinoreg::heads::Head;
-use dinoreg::io::npy::{array_to_tensor, read_pixels};
-use dinoreg::preprocess::{ImageProcessor, ProcessorConfig, IMAGENET_MEAN, IMAGENET_STD};
-use dinoreg::Dinov2Model;
-use dinoreg::Vit;
-use ndarray::Axis;
 
-use super::common::{
-    expand_images, per_input_paths, write_atomic, write_npy, InputArgs, ModelArgs, ModelSource,
-};
+use super::common::{InputArgs, ModelArgs};
 
 /// dinov2's two evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,34 +81,66 @@ pub struct Args {
     layers: Option<Vec<i64>>,
 }
 
-/// A backbone and a head.
-struct Segmenter {
-    model: Arc<Dinov2Model>,
-    head: BnHead,
+/// The pipeline options the arguments ask for.
+fn options(args: &Args) -> anyhow::Result<SegmentationOptions> {
+    let mut o = SegmentationOptions::default().with_windows_per_call(args.windows_per_call);
+    if let Some(p) = args.preset {
+        o = o.with_preset(match p {
+            Preset::Linear => SegmentationPreset::Linear,
+            Preset::Ms => SegmentationPreset::MultiScale,
+        });
+    }
+    match args.short_side {
+        Some(0) => o = o.with_scale(Scale::Keep),
+        Some(s) => o = o.with_scale(Scale::ShortSide(s)),
+        None => {}
+    }
+    if let Some(r) = &args.ratios {
+        o = o.with_ratios(r.clone());
+    }
+    if let Some(f) = args.flip {
+        o = o.with_flip(f);
+    }
+    match (args.crop, args.stride) {
+        (Some(0), _) => o = o.with_window(Window::Whole),
+        (Some(c), s) => o = o.with_crop(c, s),
+        (None, Some(s)) => o = o.with_stride(s),
+        (None, None) => {}
+    }
+    if let Some(layers) = &args.layers {
+        o = o.with_blocks(layers.clone());
+    }
+    if let Some(path) = &args.labels {
+        o = o.with_classes(ClassSet::load(path)?);
+    }
+    Ok(o)
 }
 
-impl Segmenter {
-    /// Patch-grid logits of (padded) pixels, for the sliding-window closure.
-    fn grid_logits(&self, pixels: &Tensor) -> anyhow::Result<Tensor> {
-        let features = self.model.features(pixels, &self.head.request())?;
-        Ok(self.head.grid_logits(&features)?)
+/// Prints the size and the classes present of one map.
+fn print_legend(map: &SegmentationMap) -> anyhow::Result<()> {
+    let (h, w) = map.size();
+    println!("{}: {h}x{w}", map.name());
+    for e in map.coverage()? {
+        let [r, g, b] = e.color;
+        println!(
+            "  {:>5.1}%  #{r:02x}{g:02x}{b:02x}  {:>3} {}",
+            100.0 * e.fraction,
+            e.label,
+            e.name
+        );
     }
-
-    fn predict(&self, pixels: &Tensor, opts: &InferenceOptions) -> anyhow::Result<Tensor> {
-        predict(pixels, opts, |x: &Tensor| self.grid_logits(x))
-    }
-}
-
-/// One segmented input: its name, its RGB picture `(H, W)` and logits `(K, H, W)`.
-struct Segmentation {
-    name: String,
-    rgb: image::RgbImage,
-    logits: Tensor,
+    Ok(())
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let png = match extension(&args.output).as_deref() {
+    let png = match args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("npy") => false,
         Some("png") => true,
         _ => bail!(
@@ -128,237 +154,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.alpha
         );
     }
-    let source = ModelSource::resolve(&args.model)?;
-    let device = source.load.device.clone();
-    let width = source.config.hidden_size;
-    let mut head = BnHead::load(&args.head, width, &device).with_context(|| {
-        format!(
-            "cannot use {} as a segmentation head for {}",
-            args.head.display(),
-            args.model.model
-        )
-    })?;
-    if let Some(layers) = &args.layers {
-        head = head.with_blocks(layers.clone())?;
-    }
-    let classes = match &args.labels {
-        Some(path) => ClassSet::load(path)?,
-        None => head
-            .classes()
-            .cloned()
-            .unwrap_or_else(|| ClassSet::for_num_classes(head.num_classes())),
-    };
-    classes
-        .check_len(head.num_classes())
-        .with_context(|| format!("--labels does not fit {}", args.head.display()))?;
-    let segmenter = Segmenter {
-        model: source.model()?,
-        head,
-    };
-    let segmentations = match &args.input.pixels {
-        Some(path) => {
-            let pixels = read_pixels(path, source.config.num_channels)?.to_device(&device)?;
-            let opts = options(&args, &segmenter.head, source.config.patch_size, false)?;
-            let logits = segmenter.predict(&pixels, &opts)?;
-            let rgb = denormalise(&pixels)?;
-            rgb.into_iter()
-                .enumerate()
-                .map(|(i, rgb)| {
-                    Ok(Segmentation {
-                        name: format!("pixels[{i}]"),
-                        rgb,
-                        logits: logits.get(i)?,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?
-        }
-        None => {
-            if args.input.images.is_empty() {
-                bail!("no input: give --image FILE (or a folder) or --pixels FILE.npy");
-            }
-            let opts = options(&args, &segmenter.head, source.config.patch_size, true)?;
-            let mut out = Vec::new();
-            for path in expand_images(&args.input.images)? {
-                let rgb = source.processor.read(&path)?;
-                let pixels = normalised_pixels(&rgb, &device)?;
-                let logits = segmenter.predict(&pixels, &opts)?.get(0)?;
-                out.push(Segmentation {
-                    name: path.display().to_string(),
-                    rgb,
-                    logits,
-                });
-            }
-            out
-        }
+    let pipeline = SegmentationPipeline::from_pretrained(
+        &args.model.model,
+        &args.head,
+        &options(&args)?,
+        &args.model.load_options()?,
+    )?;
+    let maps = match args.input.pixels_for(pipeline.model())? {
+        Some(pixels) => pipeline.run_pixels(&pixels)?,
+        None => pipeline.run_batch(&args.input.image_paths()?)?,
     };
     if png {
-        let targets = per_input_paths(&args.output, segmentations.iter().map(|s| s.name.as_str()));
-        for (target, s) in targets.iter().zip(&segmentations) {
-            write_overlay(target, s, &classes, args.alpha)?;
+        let names: Vec<_> = maps.iter().map(|m| m.name().clone()).collect();
+        for (target, map) in output_paths(&args.output, &names).iter().zip(&maps) {
+            print_legend(map)?;
+            map.write_png(target, args.alpha)?;
+            println!("wrote {}", target.display());
         }
     } else {
-        let first = segmentations[0].logits.dims();
-        if let Some(s) = segmentations.iter().find(|s| s.logits.dims() != first) {
-            bail!(
-                "{} and {} have different sizes ({:?}, {:?}): write .png files, or run them separately",
-                segmentations[0].name,
-                s.name,
-                &first[1..],
-                &s.logits.dims()[1..]
-            );
+        let logits = SegmentationMap::stack(&maps)?;
+        for map in &maps {
+            print_legend(map)?;
         }
-        for s in &segmentations {
-            print_legend(s, &classes)?;
-        }
-        let all: Vec<&Tensor> = segmentations.iter().map(|s| &s.logits).collect();
-        write_npy(&args.output, &Tensor::stack(&all, 0)?)?;
+        write_tensor(&args.output, &logits)?;
         println!("wrote {}", args.output.display());
     }
-    Ok(())
-}
-
-/// An RGB picture as normalised pixels `(1, 3, H, W)` at its own size (ImageNet mean and std, as
-/// dinov2's segmentation pipeline normalises).
-pub(super) fn normalised_pixels(
-    rgb: &image::RgbImage,
-    device: &candle::Device,
-) -> anyhow::Result<Tensor> {
-    let normalise = ImageProcessor::new(
-        ProcessorConfig::default()
-            .with_resize(false)
-            .with_center_crop(false)
-            .with_mean_std(IMAGENET_MEAN, IMAGENET_STD),
-    );
-    let array = normalise.to_pixels(rgb).insert_axis(Axis(0));
-    Ok(array_to_tensor(array.into_dyn(), device)?)
-}
-
-fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-}
-
-/// The inference options: the preset (from the head's number of blocks unless given), then overrides.
-fn options(
-    args: &Args,
-    head: &BnHead,
-    patch: usize,
-    images: bool,
-) -> anyhow::Result<InferenceOptions> {
-    let preset = args.preset.unwrap_or(if head.blocks().len() == 1 {
-        Preset::Linear
-    } else {
-        Preset::Ms
-    });
-    let mut opts = match preset {
-        Preset::Linear => InferenceOptions::linear(),
-        Preset::Ms => InferenceOptions::multi_scale(),
-    }
-    .with_center_padding(Some(patch))
-    .with_windows_per_call(args.windows_per_call);
-    opts.short_side = match args.short_side {
-        Some(0) => None,
-        Some(s) => Some(s),
-        None if images => opts.short_side,
-        None => None,
-    };
-    if let Some(r) = &args.ratios {
-        opts.ratios = r.clone();
-    }
-    if let Some(f) = args.flip {
-        opts.flip = f;
-    }
-    match (args.crop, args.stride) {
-        (Some(0), _) => opts.window = Window::Whole,
-        (Some(c), s) => {
-            let s = s.unwrap_or((2 * c).div_ceil(3));
-            opts.window = Window::Slide {
-                crop: (c, c),
-                stride: (s, s),
-            }
-        }
-        (None, Some(s)) => match opts.window {
-            Window::Slide { crop, .. } => {
-                opts.window = Window::Slide {
-                    crop,
-                    stride: (s, s),
-                }
-            }
-            Window::Whole => bail!("--stride needs sliding windows (--crop > 0)"),
-        },
-        (None, None) => {}
-    }
-    opts.validate()?;
-    Ok(opts)
-}
-
-/// Normalised pixels `(B, 3, H, W)` back to RGB8 pictures (ImageNet mean and std).
-fn denormalise(pixels: &Tensor) -> anyhow::Result<Vec<image::RgbImage>> {
-    let (b, c, h, w) = pixels.dims4()?;
-    if c != 3 {
-        bail!("--pixels has {c} channels; a .png overlay needs 3");
-    }
-    let values = pixels
-        .to_dtype(candle::DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    (0..b)
-        .map(|i| {
-            let raw: Vec<u8> = (0..h * w)
-                .flat_map(|p| {
-                    let values = &values;
-                    (0..3).map(move |ch| {
-                        let v = values[((i * 3 + ch) * h * w) + p] as f64;
-                        ((v * IMAGENET_STD[ch] + IMAGENET_MEAN[ch]) * 255.0)
-                            .round()
-                            .clamp(0.0, 255.0) as u8
-                    })
-                })
-                .collect();
-            image::RgbImage::from_raw(w as u32, h as u32, raw).context("pixel buffer size")
-        })
-        .collect()
-}
-
-/// The predicted class of every pixel, row-major.
-fn labels(s: &Segmentation) -> anyhow::Result<Vec<u32>> {
-    Ok(s.logits.argmax(0)?.flatten_all()?.to_vec1::<u32>()?)
-}
-
-fn print_legend(s: &Segmentation, classes: &ClassSet) -> anyhow::Result<()> {
-    let (_, h, w) = s.logits.dims3()?;
-    println!("{}: {h}x{w}", s.name);
-    for e in legend_entries(&labels(s)?, classes) {
-        let [r, g, b] = e.color;
-        println!(
-            "  {:>5.1}%  #{r:02x}{g:02x}{b:02x}  {:>3} {}",
-            100.0 * e.fraction,
-            e.label,
-            e.name
-        );
-    }
-    Ok(())
-}
-
-fn write_overlay(
-    path: &Path,
-    s: &Segmentation,
-    classes: &ClassSet,
-    alpha: f32,
-) -> anyhow::Result<()> {
-    print_legend(s, classes)?;
-    let (h, w) = (s.rgb.height() as usize, s.rgb.width() as usize);
-    let opts = OverlayOptions::default()
-        .with_alpha(alpha)
-        .with_text_scale((h.max(w) / 256).clamp(2, 6));
-    let canvas = overlay(s.rgb.as_raw(), (h, w), &labels(s)?, classes, &opts)?;
-    let picture = image::RgbImage::from_raw(canvas.width as u32, canvas.height as u32, canvas.data)
-        .context("overlay buffer size")?;
-    write_atomic(path, |tmp| {
-        picture.save_with_format(tmp, image::ImageFormat::Png)?;
-        Ok(())
-    })?;
-    println!("wrote {}", path.display());
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! What pipelines run on: image files (folders expanded to the images they hold) or a pixel tensor,
-//! and the name each input gives to its outputs.
+//! What pipelines run on: image files (folders expanded to the images they hold), decoded images or a
+//! pixel tensor, the name each input gives to its outputs, and the output file of each input when a
+//! run writes one file per input.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,24 +60,27 @@ pub fn expand_images(paths: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The name of one input, for naming its outputs and messages: an image file, or row `i` of a pixel
-/// tensor (shown as `pixels[i]`).
+/// The name of one input, for naming its outputs and messages: an image file, an image passed
+/// decoded, or row `i` of a pixel tensor (shown as `pixels[i]`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum InputName {
     /// An image file.
     File(PathBuf),
+    /// An image passed decoded (`run_image`), shown as `image`.
+    Image,
     /// Row `i` of a pixel batch.
     Pixels(usize),
 }
 
 impl InputName {
-    /// The file stem for output names (`pixels0` for a tensor row).
+    /// The file stem for output names (`image` for a decoded image, `pixels0` for a tensor row).
     pub fn stem(&self) -> String {
         match self {
             Self::File(p) => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "image".into()),
+            Self::Image => "image".into(),
             Self::Pixels(i) => format!("pixels{i}"),
         }
     }
@@ -86,7 +90,50 @@ impl fmt::Display for InputName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(p) => write!(f, "{}", p.display()),
+            Self::Image => write!(f, "image"),
             Self::Pixels(i) => write!(f, "pixels[{i}]"),
         }
     }
+}
+
+/// The output file of each input when a run writes one file per input: `path` itself for one
+/// input, else `<stem>_<input stem>.<ext>` beside it (the input's index appended when two inputs
+/// share a stem).
+///
+/// ```
+/// use std::path::{Path, PathBuf};
+/// use dinoreg::pipelines::{output_paths, InputName};
+///
+/// let names = [InputName::File("a/cat.png".into()), InputName::Pixels(1)];
+/// assert_eq!(
+///     output_paths(Path::new("out/depth.png"), &names),
+///     [PathBuf::from("out/depth_cat.png"), PathBuf::from("out/depth_pixels1.png")]
+/// );
+/// assert_eq!(output_paths("d.png", &names[..1]), [PathBuf::from("d.png")]);
+/// ```
+pub fn output_paths(path: impl AsRef<Path>, names: &[InputName]) -> Vec<PathBuf> {
+    let path = path.as_ref();
+    if names.len() == 1 {
+        return vec![path.to_path_buf()];
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut used = std::collections::HashSet::new();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut file = format!("{stem}_{}{ext}", name.stem());
+            if !used.insert(file.clone()) {
+                file = format!("{stem}_{}_{i}{ext}", name.stem());
+            }
+            path.with_file_name(file)
+        })
+        .collect()
 }

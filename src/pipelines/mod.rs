@@ -6,6 +6,9 @@
 //! | --- | --- | --- |
 //! | [`FeaturesPipeline`] | HF backbone feature maps | [`Features`] |
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
+//! | [`DepthPipeline`] | monocular depth (Depth-Anything-V2, dinov2's depth heads) | [`DepthMap`] |
+//! | [`SegmentationPipeline`] | semantic segmentation (dinov2's BNHead, mmseg inference) | [`SegmentationMap`] |
+//! | [`ProbeTrainingPipeline`] | a segmentation probe trained on [`ProbeData`] (images + label maps) | [`TrainedSegmentationHead`] |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -13,18 +16,43 @@
 //!   the head and typed options; `new(…)` builds one from parts (any [`Vit`](crate::Vit), so a
 //!   user's own backbone plugs in).
 //! - **Inputs**: `run_image(&RgbImage)` (decoded), `run_path(path)` (decoded with the processor's
-//!   limits and alpha handling), `run_batch(&[paths])` where images can share a batch, and
-//!   `run_pixels(&Tensor)` for pixels already normalised `(B, C, H, W)`, used as they are.
-//!   [`expand_images`] turns folders into their image files.
+//!   limits and alpha handling), `run_batch(&[paths])` (one batch where images share a size, one
+//!   image at a time for the dense tasks, whose results keep each image's size;
+//!   `run_batch_with_progress` reports each image), and `run_pixels(&Tensor)` for pixels already
+//!   normalised `(B, C, H, W)`, used as they are. [`expand_images`] turns folders into their image
+//!   files; each result carries its [`InputName`], and [`output_paths`] names one output file per
+//!   input.
+//! - **Preprocessing** belongs to the pipeline: `pixels(&RgbImage)` is the tensor its backbone sees
+//!   for an image (Depth-Anything's resize, dinov2's centre padding, the segmentation scale).
 //! - **Results** are typed values that can write themselves (PNG, `.npy`, `.safetensors`, JSON).
 //! - **Long work** reports through [`Progress`](crate::progress::Progress) and stops when it is
 //!   cancelled.
 //! - Pipelines are `Send + Sync` and reusable across calls and threads.
 
+mod batch;
 mod classify;
+mod depth;
+mod depth_head;
+mod depth_map;
 mod features;
+mod imagenet;
 mod input;
+mod labels;
+mod probe_data;
+mod segment;
+mod segment_map;
+mod train_seg;
 
 pub use classify::{Classification, ClassificationPipeline};
+pub use depth::{DepthOptions, DepthPipeline, DepthPreprocessing};
+pub use depth_head::depth_range_for_head_file;
+pub use depth_map::{DepthMap, DepthPicture};
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
-pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};
+pub use input::{expand_images, is_image, output_paths, InputName, IMAGE_EXTENSIONS};
+pub use labels::{pair_labeled_images, LabelEncoding, LabelMap, LabeledImage};
+pub use probe_data::{ProbeData, ProbeDataOptions, ProbeItem, Validation, MAX_INFERRED_CLASSES};
+pub use segment::{Scale, SegmentationOptions, SegmentationPipeline, SegmentationPreset};
+pub use segment_map::SegmentationMap;
+pub use train_seg::{
+    ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, TrainedSegmentationHead,
+};

@@ -4,6 +4,12 @@
 //! not empty (`nanmean`).
 //!
 //! Shapes: predictions and labels are integer tensors of the same shape, `(B, H, W)` or `(H, W)`.
+//!
+//! The `K × K` matrix is kept as what IoU needs, per-class intersections and areas (`3K` counts),
+//! plus the off-diagonal cells seen so far, so its memory grows with `K` and the confusions met, not
+//! with `K²` (10,000 classes would be 800 MB dense).
+
+use std::collections::HashMap;
 
 use candle::{DType, Tensor};
 
@@ -60,7 +66,14 @@ pub fn check_labels(
 pub struct ConfusionMatrix {
     num_classes: usize,
     ignore_index: u32,
-    counts: Vec<u64>,
+    /// Pixels labelled and predicted `c`.
+    correct: Vec<u64>,
+    /// Pixels labelled `c` (row sums).
+    label_area: Vec<u64>,
+    /// Pixels predicted `c` (column sums).
+    pred_area: Vec<u64>,
+    /// The off-diagonal cells that are not zero, `(label, prediction)`.
+    confused: HashMap<(u32, u32), u64>,
 }
 
 impl ConfusionMatrix {
@@ -69,7 +82,10 @@ impl ConfusionMatrix {
         Self {
             num_classes,
             ignore_index: IGNORE_INDEX,
-            counts: vec![0; num_classes * num_classes],
+            correct: vec![0; num_classes],
+            label_area: vec![0; num_classes],
+            pred_area: vec![0; num_classes],
+            confused: HashMap::new(),
         }
     }
 
@@ -103,8 +119,7 @@ impl ConfusionMatrix {
             if l == self.ignore_index {
                 continue;
             }
-            let (l, p) = (l as usize, p as usize);
-            if l >= k || p >= k {
+            if l as usize >= k || p as usize >= k {
                 return Err(Error::input(
                     "labels",
                     format!(
@@ -113,25 +128,34 @@ impl ConfusionMatrix {
                     ),
                 ));
             }
-            self.counts[l * k + p] += 1;
+            self.label_area[l as usize] += 1;
+            self.pred_area[p as usize] += 1;
+            if l == p {
+                self.correct[l as usize] += 1;
+            } else {
+                *self.confused.entry((l, p)).or_default() += 1;
+            }
         }
         Ok(())
     }
 
-    /// The count of pixels labelled `label` and predicted `prediction`.
+    /// The count of pixels labelled `label` and predicted `prediction` (0 outside the matrix).
     pub fn count(&self, label: usize, prediction: usize) -> u64 {
-        self.counts[label * self.num_classes + prediction]
+        if label == prediction {
+            return self.correct.get(label).copied().unwrap_or(0);
+        }
+        match (u32::try_from(label), u32::try_from(prediction)) {
+            (Ok(l), Ok(p)) => self.confused.get(&(l, p)).copied().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Per-class IoU; `None` for a class that is neither in the labels nor in the predictions.
     pub fn iou(&self) -> Vec<Option<f64>> {
-        let k = self.num_classes;
-        (0..k)
+        (0..self.num_classes)
             .map(|c| {
-                let inter = self.count(c, c);
-                let label_area: u64 = (0..k).map(|p| self.count(c, p)).sum();
-                let pred_area: u64 = (0..k).map(|l| self.count(l, c)).sum();
-                let union = label_area + pred_area - inter;
+                let inter = self.correct[c];
+                let union = self.label_area[c] + self.pred_area[c] - inter;
                 (union > 0).then(|| inter as f64 / union as f64)
             })
             .collect()
@@ -145,8 +169,39 @@ impl ConfusionMatrix {
 
     /// The fraction of counted pixels predicted correctly (`None` when no pixel was counted).
     pub fn pixel_accuracy(&self) -> Option<f64> {
-        let total: u64 = self.counts.iter().sum();
-        let correct: u64 = (0..self.num_classes).map(|c| self.count(c, c)).sum();
+        let total: u64 = self.label_area.iter().sum();
+        let correct: u64 = self.correct.iter().sum();
         (total > 0).then(|| correct as f64 / total as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::Device;
+
+    #[test]
+    fn cells_and_scores() -> Result<()> {
+        let labels = Tensor::new(&[[0u32, 0, 1, 255], [1, 1, 2, 2]], &Device::Cpu)?;
+        let preds = Tensor::new(&[[0u32, 1, 1, 0], [1, 1, 2, 0]], &Device::Cpu)?;
+        let mut cm = ConfusionMatrix::new(3);
+        cm.update(&preds, &labels)?;
+        assert_eq!((cm.count(0, 0), cm.count(0, 1), cm.count(2, 0)), (1, 1, 1));
+        assert_eq!((cm.count(1, 1), cm.count(1, 0), cm.count(7, 9)), (3, 0, 0));
+        assert_eq!(cm.pixel_accuracy(), Some(5.0 / 7.0));
+        Ok(())
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_k_squared() -> Result<()> {
+        // Dense, 100,000 classes would be 10^10 counts (80 GB).
+        let mut cm = ConfusionMatrix::new(100_000);
+        let labels = Tensor::new(&[99_999u32, 5, 255], &Device::Cpu)?;
+        let preds = Tensor::new(&[99_999u32, 7, 3], &Device::Cpu)?;
+        cm.update(&preds, &labels)?;
+        assert_eq!(cm.count(5, 7), 1);
+        assert_eq!(cm.iou()[99_999], Some(1.0));
+        assert_eq!(cm.mean_iou(), Some(1.0 / 3.0));
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ mod font;
 mod head_file;
 mod inference;
 mod interp;
+mod loss;
 mod metrics;
 mod palette;
 mod rng;

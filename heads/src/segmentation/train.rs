@@ -5,6 +5,10 @@
 //! AdamW (lr 1e-3, weight decay 1e-4) with mmseg's linear warmup and poly decay. Every random choice
 //! (initial weights, shuffling) comes from one seed, so a run repeats exactly.
 //!
+//! Memory does not grow with `K × H × W`: the loss, its gradient and the validation predictions at
+//! label resolution are computed one band of rows at a time (`loss.rs`); what is held whole is the
+//! grid logits `(B, K, h, w)`, the parameters `K × C_in` and the `K × K` confusion matrix.
+//!
 //! Shapes: a [`Sample`] holds concatenated features `(C_in, h, w)` (the head's blocks, in order) and
 //! labels `(H, W)` with `ceil(H / p) = h`, `ceil(W / p) = w`; batches stack samples of equal shapes.
 
@@ -13,9 +17,8 @@ use std::collections::BTreeMap;
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
-use crate::ops::resize_bilinear;
 use crate::segmentation::bn_head::{BnHead, BnHeadParams, BN_EPS};
-use crate::segmentation::interp::resize_differentiable;
+use crate::segmentation::loss::{upsampled_argmax, upsampled_cross_entropy, LossAndGrad};
 use crate::segmentation::metrics::{check_labels, ConfusionMatrix, IGNORE_INDEX};
 use crate::segmentation::palette::ClassSet;
 use crate::segmentation::rng::SplitMix64;
@@ -283,6 +286,11 @@ pub trait TrainObserver {
     fn on_step(&mut self, _stats: &StepStats) {}
     /// After every epoch, with its validation result.
     fn on_epoch(&mut self, _stats: &EpochStats) {}
+    /// Whether training should stop; checked after every step ([`train_probe`] then returns
+    /// [`Error::Interrupted`]).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl TrainObserver for () {}
@@ -386,23 +394,6 @@ impl ProbeState {
     }
 }
 
-/// Log-softmax over dim 1 from plain differentiable ops (the max shift is detached).
-fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    let shifted = x.broadcast_sub(&x.max_keepdim(1)?.detach())?;
-    Ok(shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)?)
-}
-
-/// Cross-entropy of logits `(B, K, H, W)` against labels `(B, H, W)` u32, averaged over the pixels
-/// whose label is not `ignore_index` (PyTorch's `F.cross_entropy(ignore_index=...)`).
-pub(crate) fn cross_entropy(logits: &Tensor, labels: &Tensor, ignore_index: u32) -> Result<Tensor> {
-    let valid = labels.ne(ignore_index)?;
-    let safe = valid.where_cond(labels, &labels.zeros_like()?)?;
-    let mask = valid.to_dtype(DType::F32)?.unsqueeze(1)?;
-    let picked = log_softmax(logits)?.gather(&safe.unsqueeze(1)?.contiguous()?, 1)?;
-    let count = mask.sum_all()?.to_scalar::<f32>()?.max(1.0);
-    Ok(((picked * mask)?.sum_all()? * (-1.0 / count as f64))?)
-}
-
 /// Batches of sample indices: shuffled, grouped by shape, `batch_size` at most, in shuffled order.
 fn batches(samples: &[Sample], batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..samples.len()).collect();
@@ -449,13 +440,15 @@ fn check_samples(samples: &[Sample], config: &ProbeConfig, ignore: u32, what: &s
     Ok(())
 }
 
-/// Evaluates `head` on `samples`: the confusion matrix of argmax predictions at label size.
+/// Evaluates `head` on `samples`: the confusion matrix of argmax predictions at label size (the
+/// grid logits resized bilinearly, align_corners=False, one band of rows at a time).
 pub fn evaluate(head: &BnHead, samples: &[Sample], ignore_index: u32) -> Result<ConfusionMatrix> {
     let mut cm = ConfusionMatrix::new(head.num_classes()).with_ignore_index(ignore_index);
     for s in samples {
         let logits = head.forward_concat(&s.features.unsqueeze(0)?)?;
-        let logits = resize_bilinear(&logits, s.labels.dims2()?, false)?;
-        cm.update(&logits.argmax(1)?.squeeze(0)?, &s.labels)?;
+        upsampled_argmax(&logits, s.labels.dims2()?, |r0, predictions| {
+            cm.update(predictions, &s.labels.narrow(0, r0, predictions.dim(0)?)?)
+        })?;
     }
     Ok(cm)
 }
@@ -504,11 +497,11 @@ pub fn train_probe(
             let lr = opts.learning_rate_at(step, total_steps);
             optimizer.set_learning_rate(lr);
             let (logits, mean, var) = state.forward_train(&x)?;
-            let logits = resize_differentiable(&logits, labels.dims3().map(|(_, h, w)| (h, w))?)?;
-            let loss = cross_entropy(&logits, &labels, opts.ignore_index)?;
-            optimizer.backward_step(&loss)?;
+            let LossAndGrad { loss, grad } =
+                upsampled_cross_entropy(&logits, &labels, opts.ignore_index)?;
+            // Same parameter gradients as the loss itself: d(Σ logits · grad)/dθ = dL/dθ.
+            optimizer.backward_step(&(logits * grad)?.sum_all()?)?;
             state.update_running(&mean, &var, opts.bn_momentum)?;
-            let loss = loss.to_scalar::<f32>()? as f64;
             loss_sum += loss;
             step += 1;
             observer.on_step(&StepStats {
@@ -518,6 +511,12 @@ pub fn train_probe(
                 loss,
                 learning_rate: lr,
             });
+            if observer.cancelled() {
+                return Err(Error::Interrupted {
+                    done: step,
+                    total: total_steps,
+                });
+            }
         }
         let (val_miou, val_accuracy, val_iou) = if val.is_empty() {
             (None, None, Vec::new())
@@ -544,26 +543,6 @@ pub fn train_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cross_entropy_ignores_255() -> Result<()> {
-        // Two pixels, K = 2: logits (0, 0) → -ln(0.5) each; the ignored pixel does not count.
-        let logits = Tensor::zeros((1, 2, 1, 3), DType::F32, &Device::Cpu)?;
-        let labels = Tensor::new(&[[[0u32, 1, 255]]], &Device::Cpu)?;
-        let loss = cross_entropy(&logits, &labels, 255)?.to_scalar::<f32>()?;
-        assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
-        Ok(())
-    }
-
-    #[test]
-    fn differentiable_resize_equals_kernel() -> Result<()> {
-        let x = Tensor::arange(0f32, 30., &Device::Cpu)?.reshape((1, 2, 3, 5))?;
-        let a = resize_differentiable(&x, (7, 4))?;
-        let b = resize_bilinear(&x, (7, 4), false)?;
-        let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(d < 1e-5, "{d}");
-        Ok(())
-    }
 
     #[test]
     fn schedule_is_mmseg_poly_with_warmup() {
