@@ -6,6 +6,8 @@
 //! | --- | --- | --- |
 //! | [`FeaturesPipeline`] | HF backbone feature maps | [`Features`] |
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
+//! | [`DiscoveryPipeline`] | one object per image (LOST, TokenCut) | [`DiscoveredObject`] |
+//! | [`CorLocPipeline`] | discovery scored on VOC / COCO boxes | [`CorLocReport`] |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -22,9 +24,15 @@
 //! - Pipelines are `Send + Sync` and reusable across calls and threads.
 
 mod classify;
+mod corloc;
+mod discover;
+mod discover_method;
 mod features;
 mod input;
 
 pub use classify::{Classification, ClassificationPipeline};
+pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
+pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
+pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHES};
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};

@@ -5,16 +5,19 @@
 //! - [`config`]: `preprocessor_config.json` as [`ProcessorConfig`] (default = the checkpoints' file);
 //! - [`processor`]: [`ImageProcessor`], file or image -> (3, 224, 224) f32, batches -> (B, 3, H, W);
 //! - [`dense`]: aspect-ratio-keeping inputs whose sides are multiples of the patch size, with
-//!   [`DenseMeta`] to map outputs back to the image.
+//!   [`DenseMeta`] to map outputs back to the image;
+//! - [`inverse`]: normalised pixels back to RGB pictures ([`to_rgb_images`]).
 //!
 //! Decoding and RGB conversion live in [`crate::io::image`].
 
 pub mod config;
 pub mod dense;
+pub mod inverse;
 pub mod processor;
 pub mod resample;
 
 pub use config::{ProcessorConfig, Size, IMAGENET_MEAN, IMAGENET_STD};
 pub use dense::{DenseMeta, DenseOptions, Multiple, PadAnchor, Padding};
+pub use inverse::to_rgb_images;
 pub use processor::{ImageProcessor, PREPROCESSOR_CONFIG};
 pub use resample::{resize_rgb8, Resample};

@@ -6,11 +6,13 @@
 //!   images, optional foreground thresholding on the first component);
 //! - [`attention`]: the last layer's CLS (and register) attention per head, the norms of the output
 //!   patch tokens and the share of high-norm artifact tokens;
+//! - [`discovery`]: a discovered object's patches, box and seed over its image;
 //! - [`heatmap`]: resampling patch maps onto the image, a viridis colour map, blending;
 //! - [`render`]: from image files to those pictures.
 
 pub mod attention;
 pub mod colormap;
+pub mod discovery;
 pub mod heatmap;
 pub mod pca;
 pub mod render;
@@ -18,6 +20,7 @@ pub mod render;
 pub use attention::{
     attention_maps, AttentionMaps, AttentionOptions, NormMap, NormSource, DEFAULT_NORM_THRESHOLD,
 };
+pub use discovery::draw_discovery;
 pub use heatmap::Interpolation;
 pub use pca::{pca_rgb, Foreground, ForegroundSide, PcaMap, PcaOptions};
 pub use render::{
