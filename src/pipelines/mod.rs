@@ -8,6 +8,7 @@
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
 //! | [`DiscoveryPipeline`] | one object per image (LOST, TokenCut) | [`DiscoveredObject`] |
 //! | [`CorLocPipeline`] | discovery scored on VOC / COCO boxes | [`CorLocReport`] |
+//! | [`EmbeddingPipeline`] | retrieval descriptors, index folders | rows `Vec<f32>`, [`EmbedReport`](crate::retrieval::EmbedReport) |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -27,6 +28,7 @@ mod classify;
 mod corloc;
 mod discover;
 mod discover_method;
+mod embed;
 mod features;
 mod input;
 
@@ -34,5 +36,6 @@ pub use classify::{Classification, ClassificationPipeline};
 pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
 pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
 pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHES};
+pub use embed::EmbeddingPipeline;
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};
