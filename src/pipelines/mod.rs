@@ -8,6 +8,8 @@
 //! | [`ClassificationPipeline`] | ImageNet (or `id2label`) classes | [`Classification`] |
 //! | [`DiscoveryPipeline`] | one object per image (LOST, TokenCut) | [`DiscoveredObject`] |
 //! | [`CorLocPipeline`] | discovery scored on VOC / COCO boxes | [`CorLocReport`] |
+//! | [`PcaPipeline`] | the DINOv2 PCA picture | `RgbImage` |
+//! | [`AttentionPipeline`] | the registers paper's attention and norm pictures | [`AttentionResult`] |
 //! | [`EmbeddingPipeline`] | retrieval descriptors, index folders | rows `Vec<f32>`, [`EmbedReport`](crate::retrieval::EmbedReport) |
 //!
 //! Conventions shared by every pipeline:
@@ -24,6 +26,7 @@
 //!   cancelled.
 //! - Pipelines are `Send + Sync` and reusable across calls and threads.
 
+mod attention;
 mod classify;
 mod corloc;
 mod discover;
@@ -31,7 +34,10 @@ mod discover_method;
 mod embed;
 mod features;
 mod input;
+mod pca;
+mod pictures;
 
+pub use attention::{AttentionPipeline, AttentionPipelineOptions, AttentionResult};
 pub use classify::{Classification, ClassificationPipeline};
 pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
 pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
@@ -39,3 +45,4 @@ pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHE
 pub use embed::EmbeddingPipeline;
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};
+pub use pca::{PcaPipeline, PcaPipelineOptions};

@@ -62,3 +62,36 @@ pub fn to_rgb_images(pixels: &Tensor, config: &ProcessorConfig) -> Result<Vec<Rg
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::npy::array_to_tensor;
+    use crate::preprocess::ImageProcessor;
+
+    #[test]
+    fn normalised_pixels_come_back_to_their_image() {
+        let image = RgbImage::from_fn(7, 5, |x, y| {
+            image::Rgb([(x * 37) as u8, (y * 51) as u8, (x * y * 13) as u8])
+        });
+        let config = ProcessorConfig::default()
+            .with_center_crop(false)
+            .with_resize(false);
+        let processor = ImageProcessor::new(config);
+        let array = processor.to_pixels(&image).insert_axis(ndarray::Axis(0));
+        assert_eq!(array.dim(), (1, 3, 5, 7));
+        let pixels = array_to_tensor(array.into_dyn(), &candle::Device::Cpu).unwrap();
+        let back = to_rgb_images(&pixels, &processor.config).unwrap();
+        assert_eq!(back.len(), 1);
+        assert!(back[0] == image, "the round trip changed pixels");
+    }
+
+    #[test]
+    fn a_wrong_shape_is_an_error() {
+        let config = ProcessorConfig::default();
+        let gray = Tensor::zeros((1, 1, 2, 2), DType::F32, &candle::Device::Cpu).unwrap();
+        assert!(to_rgb_images(&gray, &config).is_err());
+        let flat = Tensor::zeros((3, 2, 2), DType::F32, &candle::Device::Cpu).unwrap();
+        assert!(to_rgb_images(&flat, &config).is_err());
+    }
+}

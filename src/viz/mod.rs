@@ -18,11 +18,13 @@ pub mod pca;
 pub mod render;
 
 pub use attention::{
-    attention_maps, AttentionMaps, AttentionOptions, NormMap, NormSource, DEFAULT_NORM_THRESHOLD,
+    attention_maps, AttentionMaps, AttentionOptions, AttentionSummary, NormMap, NormSource,
+    DEFAULT_NORM_THRESHOLD,
 };
 pub use discovery::draw_discovery;
 pub use heatmap::Interpolation;
 pub use pca::{pca_rgb, Foreground, ForegroundSide, PcaMap, PcaOptions};
 pub use render::{
-    attention_pictures, pca_pictures, picture_options, AttentionPictures, DenseImage,
+    attention_pictures, pca_pictures, picture_files, picture_options, AttentionPictures,
+    AttentionSaveOptions, DenseImage, PICTURE_SHORT_SIDE,
 };
