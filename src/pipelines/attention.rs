@@ -8,12 +8,9 @@
 
 use std::path::Path;
 
-use candle::Tensor;
 use image::RgbImage;
 
-use super::pictures::PictureInput;
-use crate::model::{LoadOptions, Vit};
-use crate::preprocess::ImageProcessor;
+use super::pictures::{PictureOptions, PicturePipeline};
 use crate::viz::{
     attention_pictures, AttentionOptions, AttentionPictures, AttentionSummary, DenseImage,
     Interpolation, PICTURE_SHORT_SIDE,
@@ -71,6 +68,12 @@ pub struct AttentionResult {
     pub summary: AttentionSummary,
 }
 
+impl PictureOptions for AttentionPipelineOptions {
+    fn short_side(&self) -> Option<u32> {
+        self.short_side
+    }
+}
+
 /// A backbone drawing the registers paper's pictures.
 ///
 /// ```
@@ -87,73 +90,30 @@ pub struct AttentionResult {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct AttentionPipeline {
-    input: PictureInput,
-    options: AttentionPipelineOptions,
-}
+pub type AttentionPipeline = PicturePipeline<AttentionPipelineOptions>;
 
-impl AttentionPipeline {
-    /// Loads a model of either generation (Hub id, folder or bare `.pth`) with its processor.
-    pub fn from_pretrained(
-        source: &str,
-        options: &AttentionPipelineOptions,
-        load: &LoadOptions,
-    ) -> Result<Self> {
-        Ok(Self {
-            input: PictureInput::from_pretrained(source, options.short_side, load)?,
-            options: options.clone(),
-        })
-    }
-
-    /// A pipeline over any backbone and processor.
-    pub fn new(
-        model: Box<dyn Vit>,
-        processor: ImageProcessor,
-        options: &AttentionPipelineOptions,
-    ) -> Result<Self> {
-        Ok(Self {
-            input: PictureInput::new(model, processor, options.short_side)?,
-            options: options.clone(),
-        })
-    }
-
-    /// The backbone.
-    pub fn model(&self) -> &dyn Vit {
-        self.input.model()
-    }
-
-    /// The image processor.
-    pub fn processor(&self) -> &ImageProcessor {
-        self.input.processor()
-    }
-
-    /// The pixels `(1, 3, H, W)` the backbone sees for `image`.
-    pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        self.input.pixels(image)
-    }
-
+impl PicturePipeline<AttentionPipelineOptions> {
     /// The pictures of one decoded image named `name` (the name goes into the summary).
     pub fn run_image(&self, image: &RgbImage, name: &str) -> Result<AttentionResult> {
-        self.result(&self.input.image(image.clone())?, name)
+        self.result(&self.dense_image(image.clone())?, name)
     }
 
     /// The pictures of the image file at `path`.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<AttentionResult> {
         let path = path.as_ref();
-        self.result(&self.input.read(path)?, &path.display().to_string())
+        self.result(&self.read(path)?, &path.display().to_string())
     }
 
     fn result(&self, image: &DenseImage, name: &str) -> Result<AttentionResult> {
         let pictures = attention_pictures(
-            self.input.model(),
+            self.model(),
             image,
-            &self.options.attention,
-            self.options.interpolation,
+            &self.options().attention,
+            self.options().interpolation,
         )?;
         let summary = pictures
             .maps
-            .summary(name, self.options.attention.norm_source);
+            .summary(name, self.options().attention.norm_source);
         Ok(AttentionResult { pictures, summary })
     }
 }

@@ -23,7 +23,7 @@ use crate::io::json::write_json_lines;
 use crate::io::npy::array_to_tensor;
 use crate::model::{DinoModel, LoadOptions, Vit};
 use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple, PadAnchor};
-use crate::progress::{check_cancelled, Progress};
+use crate::progress::{for_each_reported, Progress};
 use crate::viz::draw_discovery;
 use crate::{Error, Result};
 
@@ -258,15 +258,7 @@ impl DiscoveryPipeline {
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<DiscoveredObject>> {
-        progress.begin("images", Some(paths.len() as u64));
-        let mut found = Vec::with_capacity(paths.len());
-        for (i, path) in paths.iter().enumerate() {
-            check_cancelled(progress, i, paths.len())?;
-            found.push(self.run_path(path)?);
-            progress.advance(1);
-        }
-        progress.end();
-        Ok(found)
+        for_each_reported(progress, "images", paths, |path| self.run_path(path))
     }
 
     /// The picture of `object` over `image` (the image it was found in, or the pixels it was found in

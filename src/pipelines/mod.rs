@@ -46,3 +46,4 @@ pub use embed::EmbeddingPipeline;
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, InputName, IMAGE_EXTENSIONS};
 pub use pca::{PcaPipeline, PcaPipelineOptions};
+pub use pictures::{PictureOptions, PicturePipeline};

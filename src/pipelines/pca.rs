@@ -8,15 +8,12 @@
 
 use std::path::Path;
 
-use candle::Tensor;
 use image::RgbImage;
 
-use super::pictures::PictureInput;
-use crate::model::{LoadOptions, Vit};
-use crate::preprocess::ImageProcessor;
-use crate::progress::{check_cancelled, Progress};
+use super::pictures::{PictureOptions, PicturePipeline};
+use crate::progress::{for_each_reported, Progress};
 use crate::viz::{pca_pictures, DenseImage, Interpolation, PcaOptions, PICTURE_SHORT_SIDE};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Options of a [`PcaPipeline`]. Default: short side 448, one PCA per image, flat patches.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +65,12 @@ impl PcaPipelineOptions {
     }
 }
 
+impl PictureOptions for PcaPipelineOptions {
+    fn short_side(&self) -> Option<u32> {
+        self.short_side
+    }
+}
+
 /// A backbone drawing PCA pictures.
 ///
 /// ```
@@ -82,64 +85,17 @@ impl PcaPipelineOptions {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct PcaPipeline {
-    input: PictureInput,
-    options: PcaPipelineOptions,
-}
+pub type PcaPipeline = PicturePipeline<PcaPipelineOptions>;
 
-impl PcaPipeline {
-    /// Loads a model of either generation (Hub id, folder or bare `.pth`) with its processor.
-    pub fn from_pretrained(
-        source: &str,
-        options: &PcaPipelineOptions,
-        load: &LoadOptions,
-    ) -> Result<Self> {
-        Ok(Self {
-            input: PictureInput::from_pretrained(source, options.short_side, load)?,
-            options: options.clone(),
-        })
-    }
-
-    /// A pipeline over any backbone and processor.
-    pub fn new(
-        model: Box<dyn Vit>,
-        processor: ImageProcessor,
-        options: &PcaPipelineOptions,
-    ) -> Result<Self> {
-        Ok(Self {
-            input: PictureInput::new(model, processor, options.short_side)?,
-            options: options.clone(),
-        })
-    }
-
-    /// The backbone.
-    pub fn model(&self) -> &dyn Vit {
-        self.input.model()
-    }
-
-    /// The image processor.
-    pub fn processor(&self) -> &ImageProcessor {
-        self.input.processor()
-    }
-
-    /// The pixels `(1, 3, H, W)` the backbone sees for `image`.
-    pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        self.input.pixels(image)
-    }
-
+impl PicturePipeline<PcaPipelineOptions> {
     /// The PCA picture of one decoded image, at its size.
     pub fn run_image(&self, image: &RgbImage) -> Result<RgbImage> {
-        let image = self.input.image(image.clone())?;
-        self.pictures(std::slice::from_ref(&image))
-            .map(|mut p| p.remove(0))
+        self.picture(&self.dense_image(image.clone())?)
     }
 
     /// The PCA picture of the image file at `path`, at its size.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<RgbImage> {
-        let image = self.input.read(path)?;
-        self.pictures(std::slice::from_ref(&image))
-            .map(|mut p| p.remove(0))
+        self.picture(&self.read(path)?)
     }
 
     /// The pictures of several image files, in order: one joint PCA over all of them when the
@@ -150,35 +106,28 @@ impl PcaPipeline {
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<RgbImage>> {
-        progress.begin("images", Some(paths.len() as u64));
-        let pictures = if self.options.joint {
-            let mut images = Vec::with_capacity(paths.len());
-            for (i, path) in paths.iter().enumerate() {
-                check_cancelled(progress, i, paths.len())?;
-                images.push(self.input.read(path)?);
-                progress.advance(1);
-            }
-            self.pictures(&images)?
+        if self.options().joint {
+            let images = for_each_reported(progress, "images", paths, |p| self.read(p))?;
+            self.pictures(&images)
         } else {
-            let mut pictures = Vec::with_capacity(paths.len());
-            for (i, path) in paths.iter().enumerate() {
-                check_cancelled(progress, i, paths.len())?;
-                pictures.push(self.run_path(path)?);
-                progress.advance(1);
-            }
-            pictures
-        };
-        progress.end();
-        Ok(pictures)
+            for_each_reported(progress, "images", paths, |p| self.run_path(p))
+        }
+    }
+
+    /// The picture of one image, with its own PCA.
+    fn picture(&self, image: &DenseImage) -> Result<RgbImage> {
+        self.pictures(std::slice::from_ref(image))?
+            .pop()
+            .ok_or_else(|| Error::input("image", "the PCA returned no picture"))
     }
 
     /// One PCA over `images`, each drawn at its size.
     fn pictures(&self, images: &[DenseImage]) -> Result<Vec<RgbImage>> {
         pca_pictures(
-            self.input.model(),
+            self.model(),
             images,
-            &self.options.pca,
-            self.options.interpolation,
+            &self.options().pca,
+            self.options().interpolation,
         )
     }
 }
