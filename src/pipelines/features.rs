@@ -128,7 +128,7 @@ impl FeaturesPipeline {
         let patch = model.info().patch_size as u32;
         let resolution = match &options.resolution {
             Resolution::Processor => Resolution::Processor,
-            Resolution::Dense(d) => Resolution::Dense(d.clone().with_patch_size(patch)),
+            Resolution::Dense(d) => Resolution::Dense((*d).with_patch_size(patch)),
         };
         Ok(Self {
             backbone: Backbone::new(model, &options.backbone)?,
