@@ -41,3 +41,23 @@ pub(crate) fn check_cancelled(
     }
     Ok(())
 }
+
+/// Runs `f` on each of `items` in order as the stage `stage`: begins it, advances it after each
+/// item, checks for cancellation before each ([`Error::Interrupted`](crate::Error::Interrupted))
+/// and ends it. The first error of `f` stops the loop.
+pub(crate) fn for_each_reported<I, T>(
+    progress: &dyn Progress,
+    stage: &str,
+    items: &[I],
+    mut f: impl FnMut(&I) -> crate::Result<T>,
+) -> crate::Result<Vec<T>> {
+    progress.begin(stage, Some(items.len() as u64));
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        check_cancelled(progress, i, items.len())?;
+        out.push(f(item)?);
+        progress.advance(1);
+    }
+    progress.end();
+    Ok(out)
+}

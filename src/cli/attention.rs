@@ -7,15 +7,14 @@
 
 use std::path::PathBuf;
 
-use dinoreg::viz::render::{save_png, unique_stems};
+use dinoreg::pipelines::{expand_images, AttentionPipeline, AttentionPipelineOptions};
+use dinoreg::viz::render::unique_stems;
 use dinoreg::viz::{
-    attention_pictures, picture_options, AttentionOptions, DenseImage, Interpolation, NormSource,
-    DEFAULT_NORM_THRESHOLD,
+    AttentionOptions, AttentionSaveOptions, Interpolation, NormSource, DEFAULT_NORM_THRESHOLD,
+    PICTURE_SHORT_SIDE,
 };
-use dinoreg::Vit;
-use serde_json::json;
 
-use super::common::{expand_images, ModelArgs, ModelSource};
+use super::common::ModelArgs;
 
 /// Arguments of `dinoreg attention`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     registers: bool,
     /// Resize so that the short side is this many pixels before the model (0 keeps the size).
-    #[arg(long, default_value_t = 448)]
+    #[arg(long, default_value_t = PICTURE_SHORT_SIDE)]
     short_side: u32,
     /// Bilinear upsampling of the patch grid instead of flat patches.
     #[arg(long)]
@@ -47,67 +46,46 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let source = ModelSource::resolve(&args.model)?;
-    let model = source.model()?;
-    let paths = expand_images(&args.images)?;
-    let dense = picture_options(
-        source.config.patch_size,
-        (args.short_side > 0).then_some(args.short_side),
-    );
-    let opts = AttentionOptions::default()
+    let attention = AttentionOptions::default()
         .with_threshold(args.threshold)
         .with_norm_source(if args.prenorm {
             NormSource::PreNorm
         } else {
             NormSource::Output
         });
-    let interp = if args.smooth {
-        Interpolation::Bilinear
-    } else {
-        Interpolation::Nearest
-    };
+    let options = AttentionPipelineOptions::default()
+        .with_short_side((args.short_side > 0).then_some(args.short_side))
+        .with_attention(attention)
+        .with_interpolation(if args.smooth {
+            Interpolation::Bilinear
+        } else {
+            Interpolation::Nearest
+        });
+    let pipeline = AttentionPipeline::from_pretrained(
+        &args.model.model,
+        &options,
+        &args.model.load_options()?,
+    )?;
+    let paths = expand_images(&args.images)?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| anyhow::anyhow!("cannot create folder {}: {e}", args.output.display()))?;
+    let save = AttentionSaveOptions::default().with_registers(args.registers);
     for (path, stem) in paths.iter().zip(unique_stems(&paths)) {
-        let image = DenseImage::load(&source.processor, path, &dense, model.device())?;
-        let pictures = attention_pictures(&model, &image, &opts, interp)?;
-        let out = |name: String| args.output.join(format!("{stem}_{name}"));
-        for (k, head) in pictures.heads.iter().enumerate() {
-            save_png(head, &out(format!("attn_head{k}.png")))?;
-        }
-        save_png(&pictures.mean, &out("attn_mean.png".into()))?;
-        save_png(&pictures.norms, &out("norms.png".into()))?;
-        if args.registers {
-            for (r, reg) in pictures.registers.iter().enumerate() {
-                save_png(reg, &out(format!("reg{r}.png")))?;
-            }
-        }
-        let norms = &pictures.maps.norms;
-        let summary = json!({
-            "image": path.display().to_string(),
-            "grid": [pictures.maps.grid.0, pictures.maps.grid.1],
-            "norm_source": if args.prenorm { "prenorm" } else { "output" },
-            "threshold": norms.threshold,
-            "high_norm_tokens": norms.high_count(),
-            "patch_tokens": norms.norms.len(),
-            "high_norm_share": norms.high_share(),
-            "max_norm": norms.max(),
-            "median_norm": norms.median(),
-        });
-        let json_path = out("attention.json".into());
-        dinoreg::io::output::write_bytes(
-            &json_path,
-            format!("{}\n", serde_json::to_string_pretty(&summary)?).as_bytes(),
-        )?;
+        let result = pipeline.run_path(path)?;
+        result.pictures.save(&args.output, &stem, &save)?;
+        result
+            .summary
+            .write_json(args.output.join(format!("{stem}_attention.json")))?;
+        let s = &result.summary;
         println!(
             "{}: {}/{} patch tokens ({:.2}%) have a norm above {} (max {:.1}, median {:.1}); pictures in {}",
             path.display(),
-            norms.high_count(),
-            norms.norms.len(),
-            100.0 * norms.high_share(),
-            norms.threshold,
-            norms.max(),
-            norms.median(),
+            s.high_norm_tokens,
+            s.patch_tokens,
+            100.0 * s.high_norm_share,
+            s.threshold,
+            s.max_norm,
+            s.median_norm,
             args.output.display()
         );
     }

@@ -5,18 +5,14 @@
 //! statistics, the achieved GFLOP/s and the peak RSS (`VmHWM`); the last line is JSON
 //! `{"median_ms": …, "min_ms": …, "peak_rss_mb": …, …}` for scripts.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use candle::{Device, Tensor};
-use dinoreg::heads::TensorStore;
-use dinoreg::model::weights::find_backbone;
+use candle::Device;
+use dinoreg::model::flops::{forward_flops, FeedForward};
+use dinoreg::model::random::random_pixels;
 use dinoreg::profile;
-use dinoreg::Vit;
-use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
-
-use super::common::{device, ModelArgs, ModelSource};
+use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions, ModelConfig, ModelSource, Vit};
 
 /// Arguments of `dinoreg bench`.
 #[derive(Debug, clap::Args)]
@@ -78,34 +74,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
     let (height, width) = parse_size(&args.size)?;
     let start = Instant::now();
-    let model = load_model(args)?;
-    let cfg = model.config().clone();
+    let (model, config) = load_model(args)?;
+    let info = model.info().clone();
     println!(
         "model {} (D {}, {} layers, {} heads, {} registers) loaded in {:.2} s; {} thread(s), {:?}, {:?}{}",
         args.model,
-        cfg.hidden_size,
-        cfg.num_hidden_layers,
-        cfg.num_attention_heads,
-        cfg.num_register_tokens,
+        info.hidden_size,
+        info.num_hidden_layers,
+        info.num_attention_heads,
+        info.num_register_tokens,
         start.elapsed().as_secs_f64(),
         threads,
         model.device(),
         model.dtype(),
         if args.generic { ", generic candle ops" } else { "" }
     );
-    let mut rng = SplitMix(args.seed ^ 0x5eed);
-    let n = args.batch * cfg.num_channels * height * width;
-    let pixels = Tensor::from_vec(
-        rng.uniforms(n, 0.0, 1.0),
-        (args.batch, cfg.num_channels, height, width),
-        &Device::Cpu,
-    )?
-    .to_device(model.device())?;
-    let flops = forward_flops(&cfg, args.batch, height, width);
+    let pixels = random_pixels(
+        (args.batch, info.num_channels, height, width),
+        args.seed ^ 0x5eed,
+        model.device(),
+    )?;
+    let flops = forward_flops(&info, FeedForward::of(&config), args.batch, (height, width));
     println!(
         "input {}x{}x{}x{}, {:.2} GFLOP per pass",
         args.batch,
-        cfg.num_channels,
+        info.num_channels,
         height,
         width,
         flops / 1e9
@@ -194,125 +187,17 @@ fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
     }
 }
 
-fn load_model(args: &Args) -> anyhow::Result<Dinov2Model> {
-    let load = LoadOptions::default().with_fused_kernels(!args.generic);
-    if let Ok(cfg) = Dinov2Config::preset_by_name(&args.model) {
-        let load = load.with_device(device(args.device.as_deref())?);
-        let store = TensorStore::from_map(
-            format!("<random {}>", args.model),
-            random_weights(&cfg, args.seed)?,
-        );
-        let weights = find_backbone(store)?;
-        return Ok(Dinov2Model::from_weights(cfg, &weights, &load)?);
+/// A preset with random weights (no download), or the model `--model` names, with its config.
+fn load_model(args: &Args) -> anyhow::Result<(Box<dyn Vit>, ModelConfig)> {
+    let load = LoadOptions::default()
+        .with_fused_kernels(!args.generic)
+        .with_device_name(args.device.as_deref())?;
+    if let Ok(config) = Dinov2Config::preset_by_name(&args.model) {
+        let model = Dinov2Model::random(&config, args.seed, &load)?;
+        return Ok((Box::new(model), ModelConfig::Dinov2(config)));
     }
-    let source = ModelSource::resolve(&ModelArgs {
-        model: args.model.clone(),
-        device: args.device.clone(),
-    })?;
-    let weights = dinoreg::model::weights::open_backbone(&source.files.weights)?;
-    let load = load.with_device(source.load.device.clone());
-    Ok(Dinov2Model::from_weights(
-        source.config.clone(),
-        &weights,
-        &load,
-    )?)
-}
-
-/// Random HF-layout backbone weights for `cfg`, uniform with these means and standard deviations
-/// (uniform rather than normal: the giant model has 1.1 G parameters to draw): linear and conv
-/// weights, biases, tokens and positions 0 ± 0.02, norm weights and layer scales 1 ± 0.1.
-fn random_weights(cfg: &Dinov2Config, seed: u64) -> anyhow::Result<HashMap<String, Tensor>> {
-    let mut rng = SplitMix(seed);
-    let mut map = HashMap::new();
-    let mut put = |name: String, shape: &[usize], mean: f32, std: f32| -> anyhow::Result<()> {
-        let n = shape.iter().product();
-        let v = rng.uniforms(n, mean, std);
-        map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu)?);
-        Ok(())
-    };
-    let (d, p, c) = (cfg.hidden_size, cfg.patch_size, cfg.num_channels);
-    let g = cfg.position_grid();
-    put("embeddings.cls_token".into(), &[1, 1, d], 0.0, 0.02)?;
-    put("embeddings.mask_token".into(), &[1, d], 0.0, 0.02)?;
-    if cfg.num_register_tokens > 0 {
-        put(
-            "embeddings.register_tokens".into(),
-            &[1, cfg.num_register_tokens, d],
-            0.0,
-            0.02,
-        )?;
-    }
-    put(
-        "embeddings.position_embeddings".into(),
-        &[1, 1 + g * g, d],
-        0.0,
-        0.02,
-    )?;
-    put(
-        "embeddings.patch_embeddings.projection.weight".into(),
-        &[d, c, p, p],
-        0.0,
-        0.02,
-    )?;
-    put(
-        "embeddings.patch_embeddings.projection.bias".into(),
-        &[d],
-        0.0,
-        0.02,
-    )?;
-    for i in 0..cfg.num_hidden_layers {
-        let l = format!("encoder.layer.{i}");
-        for norm in ["norm1", "norm2"] {
-            put(format!("{l}.{norm}.weight"), &[d], 1.0, 0.1)?;
-            put(format!("{l}.{norm}.bias"), &[d], 0.0, 0.02)?;
-        }
-        for qkv in ["query", "key", "value"] {
-            linear(&mut put, format!("{l}.attention.attention.{qkv}"), d, d)?;
-        }
-        linear(&mut put, format!("{l}.attention.output.dense"), d, d)?;
-        put(format!("{l}.layer_scale1.lambda1"), &[d], 1.0, 0.1)?;
-        put(format!("{l}.layer_scale2.lambda1"), &[d], 1.0, 0.1)?;
-        if cfg.use_swiglu_ffn {
-            let h = cfg.swiglu_hidden_size();
-            linear(&mut put, format!("{l}.mlp.weights_in"), d, 2 * h)?;
-            linear(&mut put, format!("{l}.mlp.weights_out"), h, d)?;
-        } else {
-            let h = cfg.mlp_hidden_size();
-            linear(&mut put, format!("{l}.mlp.fc1"), d, h)?;
-            linear(&mut put, format!("{l}.mlp.fc2"), h, d)?;
-        }
-    }
-    put("layernorm.weight".into(), &[d], 1.0, 0.1)?;
-    put("layernorm.bias".into(), &[d], 0.0, 0.02)?;
-    Ok(map)
-}
-
-/// A linear layer `name.{weight,bias}` `(output, input)`, `(output,)`.
-fn linear(
-    put: &mut impl FnMut(String, &[usize], f32, f32) -> anyhow::Result<()>,
-    name: String,
-    input: usize,
-    output: usize,
-) -> anyhow::Result<()> {
-    put(format!("{name}.weight"), &[output, input], 0.0, 0.02)?;
-    put(format!("{name}.bias"), &[output], 0.0, 0.02)
-}
-
-/// Multiply-adds ×2 of one forward pass: patch embedding, q/k/v, scores, values, output
-/// projection and the feed-forward network of every block.
-fn forward_flops(cfg: &Dinov2Config, batch: usize, height: usize, width: usize) -> f64 {
-    let p = cfg.patch_size;
-    let patches = (height / p) * (width / p);
-    let t = (1 + cfg.num_register_tokens + patches) as f64;
-    let (b, d) = (batch as f64, cfg.hidden_size as f64);
-    let ffn = if cfg.use_swiglu_ffn {
-        3.0 * cfg.swiglu_hidden_size() as f64
-    } else {
-        2.0 * cfg.mlp_hidden_size() as f64
-    };
-    let per_block = 2.0 * b * t * (4.0 * d * d + d * ffn) + 4.0 * b * t * t * d;
-    let embed = 2.0 * b * patches as f64 * (cfg.num_channels * p * p) as f64 * d;
-    embed + cfg.num_hidden_layers as f64 * per_block
+    let source = ModelSource::resolve(&args.model)?;
+    Ok((Box::new(source.load(&load)?), source.config))
 }
 
 /// Peak resident set size in MiB (`VmHWM` of `/proc/self/status`).
@@ -351,29 +236,5 @@ impl Stats {
             mean,
             stdev: var.sqrt(),
         }
-    }
-}
-
-/// SplitMix64: a small seeded generator, enough for benchmark weights.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// `n` samples uniform on `mean ± std·√3` (standard deviation `std`).
-    fn uniforms(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
-        let half = std * 3f32.sqrt();
-        (0..n)
-            .map(|_| {
-                let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-                mean + half * (2.0 * u - 1.0)
-            })
-            .collect()
     }
 }

@@ -4,16 +4,16 @@
 //! interruption. `--shard i/n` embeds a contiguous part of the sorted list; `--merge` concatenates the
 //! shard folders in shard order into the unsharded result.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use dinoreg::pipelines::{expand_images, EmbeddingPipeline};
 use dinoreg::retrieval::{
-    merge_shards, ApproxIndex, ApproxOptions, Descriptor, EmbedJob, EmbedOptions, EmbeddingIndex,
-    Shard,
+    merge_shards, ApproxIndex, Descriptor, EmbedOptions, SearchOptions, Searcher, Shard,
 };
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use dinoreg::LoadOptions;
 
-use super::common::{expand_images, ModelArgs, ModelSource};
+use super::bar::Bar;
 
 /// Arguments of `dinoreg embed`.
 #[derive(Debug, clap::Args)]
@@ -51,15 +51,6 @@ pub struct Args {
     merge: Vec<PathBuf>,
 }
 
-/// What `index.json` records as the model: the absolute folder of a local model, else the Hub id.
-pub fn model_id(model: &str) -> String {
-    let path = Path::new(model);
-    match path.exists().then(|| path.canonicalize()) {
-        Some(Ok(p)) => p.display().to_string(),
-        _ => model.to_string(),
-    }
-}
-
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.merge.is_empty() {
@@ -72,39 +63,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return build_approximate(&args);
     }
-    let Some(model_arg) = args.model.clone() else {
+    let Some(model) = &args.model else {
         bail!("--model is required to embed images");
     };
     let descriptor: Descriptor = args.descriptor.parse()?;
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
     let images = expand_images(&args.images)?;
-    let source = ModelSource::resolve(&ModelArgs {
-        model: model_arg.clone(),
-        device: args.device.clone(),
-    })?;
-    let model = source.model()?;
-    let id = model_id(&model_arg);
-    let opts = EmbedOptions::default()
+    let options = EmbedOptions::default()
         .with_descriptor(descriptor)
         .with_batch_size(args.batch_size)
         .with_shard(shard)
         .with_max_batches(args.max_batches);
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images, {msg}, eta {eta}")
-            .context("progress bar template")?,
-    );
-    let report = EmbedJob::new(&model, &source.processor, &id).run_with_progress(
-        &images,
-        &args.output,
-        &opts,
-        &mut |p| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-            bar.set_message(format!("{:.1} images/s", p.images_per_second));
-        },
-    )?;
-    bar.finish_and_clear();
+    let load = LoadOptions::default().with_device_name(args.device.as_deref())?;
+    let pipeline = EmbeddingPipeline::from_pretrained(model, &options, &load)?;
+    let bar = Bar::new("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}")?;
+    let report = pipeline.embed_into(&images, &args.output, &bar)?;
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.path, s.reason);
     }
@@ -125,8 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn build_approximate(args: &Args) -> anyhow::Result<()> {
     if args.approximate {
-        let index = EmbeddingIndex::open(&args.output)?;
-        ApproxIndex::open_or_build(&args.output, &index, &ApproxOptions::default())?;
+        Searcher::open(
+            &args.output,
+            &SearchOptions::default().with_approximate(true),
+        )?;
         println!("wrote {}", ApproxIndex::path(&args.output).display());
     }
     Ok(())

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod common;
 
 mod attention;
+mod bar;
 mod bench;
 mod classify;
 mod corloc;

@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
-use dinoreg::retrieval::{ApproxIndex, ApproxOptions, Descriptor, EmbeddingIndex, Hit};
-use dinoreg::Vit;
+use dinoreg::pipelines::EmbeddingPipeline;
+use dinoreg::retrieval::{Hit, SearchOptions, Searcher};
+use dinoreg::LoadOptions;
 use serde_json::json;
-
-use super::common::{ModelArgs, ModelSource};
 
 /// Arguments of `dinoreg search`.
 #[derive(Debug, clap::Args)]
@@ -46,63 +45,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.top == 0 {
         anyhow::bail!("invalid --top 0: expected at least 1");
     }
-    let index = EmbeddingIndex::open(&args.index)?;
-    let approx = if args.approximate {
-        Some(ApproxIndex::open_or_build(
-            &args.index,
-            &index,
-            &ApproxOptions::default(),
-        )?)
-    } else {
-        None
-    };
+    let searcher = Searcher::open(
+        &args.index,
+        &SearchOptions::default().with_approximate(args.approximate),
+    )?;
     let (query, hits) = match (&args.image, args.row) {
         (_, Some(row)) => {
-            let hits = match &approx {
-                Some(a) => a.search_row(&index, row, args.top)?,
-                None => index.search_row(row, args.top)?,
-            };
-            // The search checked the row.
-            let path = index
-                .embeddings()
-                .paths
-                .get(row)
-                .cloned()
-                .unwrap_or_default();
-            (format!("row {row} ({path})"), hits)
+            let hits = searcher.search_row(row, args.top)?;
+            (format!("row {row} ({})", searcher.path(row)?), hits)
         }
         (Some(image), None) => {
-            let vector = embed_query(&index, image, args.device.clone())?;
-            let hits = match &approx {
-                Some(a) => a.search(&index, &vector, args.top)?,
-                None => index.search(&vector, args.top)?,
-            };
-            (image.display().to_string(), hits)
+            let load = LoadOptions::default().with_device_name(args.device.as_deref())?;
+            let vector = EmbeddingPipeline::for_index(searcher.index(), &load)?.run_path(image)?;
+            (
+                image.display().to_string(),
+                searcher.search(&vector, args.top)?,
+            )
         }
         (None, None) => anyhow::bail!("give --image FILE or --row N"),
     };
     print_hits(&query, &hits, args.json)
-}
-
-/// Embeds `image` as the index's rows were embedded.
-fn embed_query(
-    index: &EmbeddingIndex,
-    image: &std::path::Path,
-    device: Option<String>,
-) -> anyhow::Result<Vec<f32>> {
-    let meta = index.meta();
-    let descriptor: Descriptor = meta.descriptor.parse()?;
-    let source = ModelSource::resolve(&ModelArgs {
-        model: meta.model.clone(),
-        device,
-    })?;
-    let model = source.model()?;
-    let pixels = source.processor.pixels(image, model.device())?;
-    let vector = descriptor
-        .describe(&model, &pixels)?
-        .get(0)?
-        .to_vec1::<f32>()?;
-    Ok(vector)
 }
 
 fn print_hits(query: &str, hits: &[Hit], as_json: bool) -> anyhow::Result<()> {

@@ -5,19 +5,22 @@
 //! Data flows downward: [`config`] and [`weights`] describe a checkpoint; `embeddings`, `pos_embed`,
 //! `layers` and `kernels` build the encoder ([`Dinov2Model`]), which implements [`Vit`]; the HF
 //! [`Backbone`], the intermediates API, [`DinoModel`] / [`Pretrained`] and
-//! [`Dinov2ForImageClassification`] sit on top of it.
+//! [`Dinov2ForImageClassification`] sit on top of it. For benchmarks and tests, [`random`] builds
+//! models with seeded random weights and [`flops`] counts a forward pass's operations.
 
 mod backbone;
 mod classify;
 pub mod config;
 mod embeddings;
 mod encoder;
+pub mod flops;
 mod intermediates;
 pub(crate) mod kernels;
 pub(crate) mod layers;
 mod load;
 mod pos_embed;
 mod pretrained;
+pub mod random;
 mod vit;
 pub mod weights;
 

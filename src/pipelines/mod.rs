@@ -9,6 +9,11 @@
 //! | [`DepthPipeline`] | monocular depth (Depth-Anything-V2, dinov2's depth heads) | [`DepthMap`] |
 //! | [`SegmentationPipeline`] | semantic segmentation (dinov2's BNHead, mmseg inference) | [`SegmentationMap`] |
 //! | [`ProbeTrainingPipeline`] | a segmentation probe trained on [`ProbeData`] (images + label maps) | [`TrainedSegmentationHead`] |
+//! | [`DiscoveryPipeline`] | one object per image (LOST, TokenCut) | [`DiscoveredObject`] |
+//! | `CorLocPipeline` (feature `datasets`) | discovery scored on VOC / COCO boxes | `CorLocReport` |
+//! | [`PcaPipeline`] | the DINOv2 PCA picture | `RgbImage` |
+//! | [`AttentionPipeline`] | the registers paper's attention and norm pictures | [`AttentionResult`] |
+//! | [`EmbeddingPipeline`] | retrieval descriptors, index folders | rows `Vec<f32>`, [`EmbedReport`](crate::retrieval::EmbedReport) |
 //!
 //! Conventions shared by every pipeline:
 //! - **Construction**: `from_pretrained(source, …, &LoadOptions)` takes a Hub id (downloaded once
@@ -34,6 +39,12 @@ mod classify;
 mod depth;
 mod depth_head;
 mod depth_map;
+mod attention;
+#[cfg(feature = "datasets")]
+mod corloc;
+mod discover;
+mod discover_method;
+mod embed;
 mod features;
 mod imagenet;
 mod input;
@@ -42,7 +53,10 @@ mod probe_data;
 mod segment;
 mod segment_map;
 mod train_seg;
+mod pca;
+mod pictures;
 
+pub use attention::{AttentionPipeline, AttentionPipelineOptions, AttentionResult};
 pub use classify::{Classification, ClassificationPipeline};
 pub use depth::{DepthOptions, DepthPipeline, DepthPreprocessing};
 pub use depth_head::depth_range_for_head_file;
@@ -56,3 +70,10 @@ pub use segment_map::SegmentationMap;
 pub use train_seg::{
     ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, TrainedSegmentationHead,
 };
+#[cfg(feature = "datasets")]
+pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
+pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
+pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHES};
+pub use embed::EmbeddingPipeline;
+pub use pca::{PcaPipeline, PcaPipelineOptions};
+pub use pictures::{PictureOptions, PicturePipeline};

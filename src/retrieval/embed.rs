@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
-use std::time::Instant;
 
 use ndarray::{Array2, Array3, Axis};
 use rayon::prelude::*;
@@ -31,6 +30,7 @@ use super::store::{ensure_dir, Embeddings, IndexMeta, Skipped, FORMAT_VERSION};
 use crate::io::npy::array_to_tensor;
 use crate::model::Vit;
 use crate::preprocess::ImageProcessor;
+use crate::progress::{check_cancelled, Progress};
 use crate::{Error, Result};
 
 /// Options of [`EmbedJob::run`]. Default: CLS descriptor, batches of 32, two batches prefetched.
@@ -92,17 +92,6 @@ impl EmbedOptions {
     }
 }
 
-/// Progress after each batch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    /// Images of the job done (earlier runs included).
-    pub done: usize,
-    /// Images of the job.
-    pub total: usize,
-    /// Images processed by this run per second so far.
-    pub images_per_second: f64,
-}
-
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedReport {
@@ -142,16 +131,19 @@ impl<'a> EmbedJob<'a> {
 
     /// Embeds `images` (in this order, duplicates dropped) into `out`. See the module docs.
     pub fn run(&self, images: &[PathBuf], out: &Path, opts: &EmbedOptions) -> Result<EmbedReport> {
-        self.run_with_progress(images, out, opts, &mut |_| {})
+        self.run_with_progress(images, out, opts, &())
     }
 
-    /// [`EmbedJob::run`], calling `progress` after every batch.
+    /// [`EmbedJob::run`], reporting images to `progress` (the stage `"images"`: the job's images,
+    /// those done by earlier runs first). When `progress` is cancelled the job stops before its next
+    /// batch and returns [`Error::Interrupted`]; the finished batches are kept, so running it again
+    /// resumes.
     pub fn run_with_progress(
         &self,
         images: &[PathBuf],
         out: &Path,
         opts: &EmbedOptions,
-        progress: &mut dyn FnMut(Progress),
+        progress: &dyn Progress,
     ) -> Result<EmbedReport> {
         if opts.batch_size == 0 {
             return Err(Error::option("batch_size", "must be at least 1"));
@@ -167,7 +159,10 @@ impl<'a> EmbedJob<'a> {
         let resumed = items.len() - pending.len();
         let mut embedded = 0;
         let mut processed = 0;
-        let start = Instant::now();
+        progress.begin("images", Some(items.len() as u64));
+        if resumed > 0 {
+            progress.advance(resumed as u64);
+        }
         let limit = opts.max_batches.unwrap_or(usize::MAX);
         let groups: Vec<&[&String]> = pending.chunks(opts.batch_size).take(limit).collect();
         std::thread::scope(|scope| -> Result<()> {
@@ -191,6 +186,7 @@ impl<'a> EmbedJob<'a> {
                 }
             });
             for decoded in rx.iter() {
+                check_cancelled(progress, resumed + processed, items.len())?;
                 let records = self.embed_batch(decoded, &opts.descriptor)?;
                 journal.append(&records)?;
                 embedded += records
@@ -198,18 +194,14 @@ impl<'a> EmbedJob<'a> {
                     .filter(|r| matches!(r.outcome, Outcome::Embedded(_)))
                     .count();
                 processed += records.len();
+                progress.advance(records.len() as u64);
                 for r in records {
                     known.insert(r.path, r.outcome);
                 }
-                let seconds = start.elapsed().as_secs_f64().max(1e-9);
-                progress(Progress {
-                    done: resumed + processed,
-                    total: items.len(),
-                    images_per_second: processed as f64 / seconds,
-                });
             }
             Ok(())
         })?;
+        progress.end();
         let complete = items.iter().all(|p| known.contains_key(p));
         let skipped = items
             .iter()

@@ -6,7 +6,11 @@
 //! - [`embed`]: the resumable, sharded, batched job writing `embeddings.npy` `(N, D)` + `paths.txt`;
 //! - [`store`]: the folder's files and `index.json`; [`chunks`]: the job's journal;
 //! - [`shard`]: `--shard i/n` and merging shard folders;
-//! - [`index`]: exact cosine search; [`approx`]: an HNSW index saved beside the embeddings.
+//! - [`index`]: exact cosine search; [`approx`]: an HNSW index saved beside the embeddings;
+//! - [`search`]: either of them behind one [`Searcher`].
+//!
+//! [`EmbeddingPipeline`](crate::pipelines::EmbeddingPipeline) embeds single images and whole
+//! collections with a model loaded in one call.
 
 #[cfg(feature = "ann")]
 pub mod approx;
@@ -14,13 +18,15 @@ pub mod chunks;
 pub mod descriptor;
 pub mod embed;
 pub mod index;
+pub mod search;
 pub mod shard;
 pub mod store;
 
 #[cfg(feature = "ann")]
 pub use approx::{ApproxIndex, ApproxOptions};
 pub use descriptor::{l2_normalize, Descriptor};
-pub use embed::{EmbedJob, EmbedOptions, EmbedReport, Progress};
+pub use embed::{EmbedJob, EmbedOptions, EmbedReport};
 pub use index::{EmbeddingIndex, Hit};
+pub use search::{SearchOptions, Searcher};
 pub use shard::{merge_shards, Shard};
-pub use store::{Embeddings, IndexMeta, Skipped};
+pub use store::{model_id, Embeddings, IndexMeta, Skipped};

@@ -77,6 +77,22 @@ impl IndexMeta {
     }
 }
 
+/// What `index.json` records as the model of `source`: the absolute folder (or file) of a local
+/// model, else the Hub id as given, so that queries are later embedded by the same model.
+///
+/// ```
+/// use dinoreg::retrieval::store::model_id;
+/// assert_eq!(model_id("facebook/dinov2-with-registers-small"), "facebook/dinov2-with-registers-small");
+/// assert!(std::path::Path::new(&model_id("tests/fixtures/model/reg4")).is_absolute());
+/// ```
+pub fn model_id(source: &str) -> String {
+    let path = Path::new(source);
+    match path.exists().then(|| path.canonicalize()) {
+        Some(Ok(p)) => p.display().to_string(),
+        _ => source.to_string(),
+    }
+}
+
 /// An unreadable image and why it was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {

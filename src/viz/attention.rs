@@ -8,10 +8,14 @@
 //! `(h, w)` of the patch tokens of `last_hidden_state` (after the final LayerNorm, the model's output) or
 //! of the last block's output before it.
 
+use std::path::Path;
+
 use candle::{Tensor, D};
 use ndarray::{Array2, Array3, ArrayView2};
+use serde::Serialize;
 
 use crate::io::npy::tensor_to_array;
+use crate::io::output::write_bytes;
 use crate::model::{ForwardOptions, Vit};
 use crate::{Error, Result};
 
@@ -57,6 +61,16 @@ impl AttentionOptions {
     pub fn with_norm_source(mut self, source: NormSource) -> Self {
         self.norm_source = source;
         self
+    }
+}
+
+impl NormSource {
+    /// The name written in summaries: `output` or `prenorm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Output => "output",
+            Self::PreNorm => "prenorm",
+        }
     }
 }
 
@@ -131,6 +145,64 @@ pub struct AttentionMaps {
     pub registers: Array3<f32>,
     /// The patch tokens' norms.
     pub norms: NormMap,
+}
+
+impl AttentionMaps {
+    /// The numbers of these maps for `image` (its name) whose norms were measured on `source`.
+    pub fn summary(&self, image: impl Into<String>, source: NormSource) -> AttentionSummary {
+        let norms = &self.norms;
+        AttentionSummary {
+            image: image.into(),
+            grid: [self.grid.0, self.grid.1],
+            norm_source: source.name().to_string(),
+            threshold: norms.threshold,
+            high_norm_tokens: norms.high_count(),
+            patch_tokens: norms.norms.len(),
+            high_norm_share: norms.high_share(),
+            max_norm: norms.max(),
+            median_norm: norms.median(),
+        }
+    }
+}
+
+/// One image's numbers: the share of high-norm patch tokens (what registers remove) and the norms'
+/// maximum and median (`<name>_attention.json` of `dinoreg attention`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionSummary {
+    /// The image.
+    pub image: String,
+    /// The patch grid `[h, w]`.
+    pub grid: [usize; 2],
+    /// Where the norms were measured: `output` or `prenorm`.
+    pub norm_source: String,
+    /// The norm threshold.
+    pub threshold: f32,
+    /// Patch tokens above the threshold.
+    pub high_norm_tokens: usize,
+    /// Patch tokens.
+    pub patch_tokens: usize,
+    /// The share of patch tokens above the threshold, in `[0, 1]`.
+    pub high_norm_share: f32,
+    /// The largest norm.
+    pub max_norm: f32,
+    /// The median norm.
+    pub median_norm: f32,
+}
+
+impl AttentionSummary {
+    /// Pretty JSON, keys in alphabetical order, with a final newline.
+    pub fn to_json(&self) -> Result<String> {
+        let value =
+            serde_json::to_value(self).map_err(|e| Error::input("summary", e.to_string()))?;
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| Error::input("summary", e.to_string()))?;
+        Ok(format!("{text}\n"))
+    }
+
+    /// Writes [`AttentionSummary::to_json`] to `path`, atomically.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_bytes(path.as_ref(), self.to_json()?.as_bytes())
+    }
 }
 
 /// Runs `model` on `pixels` `(B, 3, H, W)` and returns each image's maps.

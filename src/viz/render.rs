@@ -4,7 +4,7 @@
 //! Shapes: one image at a time `(1, 3, H, W)` (images of different sizes make different grids);
 //! patch tokens `(h·w, D)` of `last_hidden_state` (final LayerNorm applied, CLS and registers dropped).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle::Device;
 use image::{Rgb, RgbImage};
@@ -17,6 +17,9 @@ use crate::io::npy::{array_to_tensor, tensor_to_array};
 use crate::model::Vit;
 use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple};
 use crate::{Error, Result};
+
+/// The short side pictures are drawn at by default (`dinoreg pca` and `dinoreg attention`).
+pub const PICTURE_SHORT_SIDE: u32 = 448;
 
 /// Dense options for pictures of a model with patch size `patch`: short side `short_side` (None keeps
 /// the size), sides rounded to the nearest multiple of the patch (no padding tokens in the statistics).
@@ -46,7 +49,16 @@ impl DenseImage {
         options: &DenseOptions,
         device: &Device,
     ) -> Result<Self> {
-        let image = processor.read(path)?;
+        Self::from_image(processor, processor.read(path)?, options, device)
+    }
+
+    /// Preprocesses a decoded image with `options` onto `device`.
+    pub fn from_image(
+        processor: &ImageProcessor,
+        image: RgbImage,
+        options: &DenseOptions,
+        device: &Device,
+    ) -> Result<Self> {
         let (array, meta) = processor.dense(&image, options)?;
         let pixels = array_to_tensor(array.insert_axis(Axis(0)).into_dyn(), device)?;
         Ok(Self {
@@ -110,6 +122,58 @@ pub struct AttentionPictures {
     pub registers: Vec<RgbImage>,
     /// The patch-token norms, high-norm patches tinted red.
     pub norms: RgbImage,
+}
+
+/// Which of an image's attention pictures are saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttentionSaveOptions {
+    /// Also save each register's attention (`<stem>_reg<r>.png`).
+    pub registers: bool,
+}
+
+impl AttentionSaveOptions {
+    /// Sets whether the register pictures are saved.
+    pub fn with_registers(mut self, yes: bool) -> Self {
+        self.registers = yes;
+        self
+    }
+}
+
+impl AttentionPictures {
+    /// Saves the pictures into the folder `dir` as `<stem>_attn_head<k>.png` (one per head),
+    /// `<stem>_attn_mean.png`, `<stem>_norms.png` and, when asked, `<stem>_reg<r>.png`; returns the
+    /// files written.
+    pub fn save(
+        &self,
+        dir: impl AsRef<Path>,
+        stem: &str,
+        options: &AttentionSaveOptions,
+    ) -> Result<Vec<PathBuf>> {
+        let mut pictures: Vec<(String, &RgbImage)> = self
+            .heads
+            .iter()
+            .enumerate()
+            .map(|(k, head)| (format!("attn_head{k}"), head))
+            .collect();
+        pictures.push(("attn_mean".into(), &self.mean));
+        pictures.push(("norms".into(), &self.norms));
+        if options.registers {
+            pictures.extend(
+                self.registers
+                    .iter()
+                    .enumerate()
+                    .map(|(r, reg)| (format!("reg{r}"), reg)),
+            );
+        }
+        pictures
+            .into_iter()
+            .map(|(name, picture)| {
+                let path = dir.as_ref().join(format!("{stem}_{name}.png"));
+                save_png(picture, &path)?;
+                Ok(path)
+            })
+            .collect()
+    }
 }
 
 /// Weight of the heatmap over the photograph.
@@ -191,8 +255,51 @@ pub fn unique_stems(paths: &[std::path::PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The picture files of `images`: `output` itself when it is a `.png` and there is one image, else
+/// `output/<stem>_<suffix>.png` per image (stems made unique by [`unique_stems`]; the folder is
+/// created).
+///
+/// ```
+/// use std::path::PathBuf;
+/// use dinoreg::viz::render::picture_files;
+///
+/// let one = picture_files("out.png", &[PathBuf::from("cat.jpg")], "pca")?;
+/// assert_eq!(one, [PathBuf::from("out.png")]);
+/// assert!(picture_files("out.png", &[PathBuf::from("a.jpg"), PathBuf::from("b.jpg")], "pca").is_err());
+/// # Ok::<(), dinoreg::Error>(())
+/// ```
+pub fn picture_files(
+    output: impl AsRef<Path>,
+    images: &[PathBuf],
+    suffix: &str,
+) -> Result<Vec<PathBuf>> {
+    let output = output.as_ref();
+    let is_png = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        if images.len() != 1 {
+            return Err(Error::option(
+                "output",
+                format!(
+                    "{} is one file but {} images were given; give a folder",
+                    output.display(),
+                    images.len()
+                ),
+            ));
+        }
+        return Ok(vec![output.to_path_buf()]);
+    }
+    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    Ok(unique_stems(images)
+        .into_iter()
+        .map(|s| output.join(format!("{s}_{suffix}.png")))
+        .collect())
+}
+
 /// Saves `image` as a PNG at `path`, atomically ([`crate::io::output::write_with`]).
-pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
+pub fn save_png(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     crate::io::output::write_with(path, |tmp| {
         image
             .save_with_format(tmp, image::ImageFormat::Png)

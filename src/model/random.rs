@@ -1,0 +1,232 @@
+//! Models with random weights, **for benchmarks and tests**: the architecture of a config with seeded
+//! weights built in memory (no download, no file), and random input pixels. The numbers mean nothing;
+//! the same seed gives the same weights on every machine.
+//!
+//! Weights are uniform (rather than normal: the giant model has 1.1 G parameters to draw) with these
+//! means and standard deviations: linear and conv weights, biases, tokens and positions 0 ± 0.02;
+//! norm weights and layer scales 1 ± 0.1. Each generation has its own builder listing its
+//! checkpoint's tensors through one shared sampler: DINOv2's is [`random_dinov2_weights`], behind
+//! [`Dinov2Model::random`].
+
+use std::collections::HashMap;
+
+use candle::{Device, Tensor};
+use dinoreg_heads::TensorStore;
+
+use crate::model::config::Dinov2Config;
+use crate::model::encoder::Dinov2Model;
+use crate::model::load::LoadOptions;
+use crate::model::weights::find_backbone;
+use crate::Result;
+
+/// Mean and standard deviation of weights, biases, tokens and positions.
+const SMALL: (f32, f32) = (0.0, 0.02);
+/// Mean and standard deviation of norm weights and layer scales.
+const NEAR_ONE: (f32, f32) = (1.0, 0.1);
+
+/// SplitMix64: a small seeded generator, enough for benchmark weights.
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `n` samples uniform on `mean ± std·√3` (standard deviation `std`).
+    fn uniforms(&mut self, n: usize, (mean, std): (f32, f32)) -> Vec<f32> {
+        let half = std * 3f32.sqrt();
+        (0..n)
+            .map(|_| {
+                let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+                mean + half * (2.0 * u - 1.0)
+            })
+            .collect()
+    }
+}
+
+/// Draws named tensors in order from one seeded generator; a generation's builder lists its
+/// checkpoint's tensors through it.
+#[derive(Debug)]
+pub(crate) struct WeightSampler {
+    rng: SplitMix,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl WeightSampler {
+    /// An empty checkpoint drawn from `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            rng: SplitMix(seed),
+            tensors: HashMap::new(),
+        }
+    }
+
+    /// A tensor of `shape` around 0 (weights, biases, tokens, positions).
+    pub(crate) fn small(&mut self, name: impl Into<String>, shape: &[usize]) -> Result<()> {
+        self.put(name.into(), shape, SMALL)
+    }
+
+    /// A tensor of `shape` around 1 (norm weights, layer scales).
+    pub(crate) fn near_one(&mut self, name: impl Into<String>, shape: &[usize]) -> Result<()> {
+        self.put(name.into(), shape, NEAR_ONE)
+    }
+
+    /// A linear layer `name.{weight,bias}`: `(output, input)` and `(output,)`.
+    pub(crate) fn linear(&mut self, name: &str, input: usize, output: usize) -> Result<()> {
+        self.small(format!("{name}.weight"), &[output, input])?;
+        self.small(format!("{name}.bias"), &[output])
+    }
+
+    /// The tensors drawn, by name.
+    pub(crate) fn into_tensors(self) -> HashMap<String, Tensor> {
+        self.tensors
+    }
+
+    fn put(&mut self, name: String, shape: &[usize], law: (f32, f32)) -> Result<()> {
+        let values = self.rng.uniforms(shape.iter().product(), law);
+        self.tensors
+            .insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
+        Ok(())
+    }
+}
+
+/// Random HF-layout `Dinov2WithRegistersModel` weights for `config` (see the module docs), on the
+/// CPU, by tensor name.
+pub fn random_dinov2_weights(config: &Dinov2Config, seed: u64) -> Result<HashMap<String, Tensor>> {
+    let mut w = WeightSampler::new(seed);
+    let (d, p, c) = (config.hidden_size, config.patch_size, config.num_channels);
+    let g = config.position_grid();
+    w.small("embeddings.cls_token", &[1, 1, d])?;
+    w.small("embeddings.mask_token", &[1, d])?;
+    if config.num_register_tokens > 0 {
+        w.small(
+            "embeddings.register_tokens",
+            &[1, config.num_register_tokens, d],
+        )?;
+    }
+    w.small("embeddings.position_embeddings", &[1, 1 + g * g, d])?;
+    w.small(
+        "embeddings.patch_embeddings.projection.weight",
+        &[d, c, p, p],
+    )?;
+    w.small("embeddings.patch_embeddings.projection.bias", &[d])?;
+    for i in 0..config.num_hidden_layers {
+        let l = format!("encoder.layer.{i}");
+        for norm in ["norm1", "norm2"] {
+            w.near_one(format!("{l}.{norm}.weight"), &[d])?;
+            w.small(format!("{l}.{norm}.bias"), &[d])?;
+        }
+        for qkv in ["query", "key", "value"] {
+            w.linear(&format!("{l}.attention.attention.{qkv}"), d, d)?;
+        }
+        w.linear(&format!("{l}.attention.output.dense"), d, d)?;
+        w.near_one(format!("{l}.layer_scale1.lambda1"), &[d])?;
+        w.near_one(format!("{l}.layer_scale2.lambda1"), &[d])?;
+        if config.use_swiglu_ffn {
+            let h = config.swiglu_hidden_size();
+            w.linear(&format!("{l}.mlp.weights_in"), d, 2 * h)?;
+            w.linear(&format!("{l}.mlp.weights_out"), h, d)?;
+        } else {
+            let h = config.mlp_hidden_size();
+            w.linear(&format!("{l}.mlp.fc1"), d, h)?;
+            w.linear(&format!("{l}.mlp.fc2"), h, d)?;
+        }
+    }
+    w.near_one("layernorm.weight", &[d])?;
+    w.small("layernorm.bias", &[d])?;
+    Ok(w.into_tensors())
+}
+
+impl Dinov2Model {
+    /// A model of `config`'s architecture with random weights drawn from `seed`, **for benchmarks
+    /// and tests** (see [`crate::model::random`]); `load` chooses the device, dtype and kernels.
+    ///
+    /// ```
+    /// use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions, Vit};
+    ///
+    /// let config = Dinov2Config {
+    ///     hidden_size: 32,
+    ///     num_hidden_layers: 2,
+    ///     num_attention_heads: 2,
+    ///     image_size: 56,
+    ///     ..Dinov2Config::default()
+    /// };
+    /// let model = Dinov2Model::random(&config, 0, &LoadOptions::default())?;
+    /// let pixels = dinoreg::model::random::random_pixels((1, 3, 28, 28), 0, model.device())?;
+    /// assert_eq!(model.forward(&pixels)?.pooler_output.dims(), &[1, 32]);
+    /// # Ok::<(), dinoreg::Error>(())
+    /// ```
+    pub fn random(config: &Dinov2Config, seed: u64, load: &LoadOptions) -> Result<Self> {
+        let store = TensorStore::from_map(
+            format!("<random, seed {seed}>"),
+            random_dinov2_weights(config, seed)?,
+        );
+        Self::from_weights(config.clone(), &find_backbone(store)?, load)
+    }
+}
+
+/// Random input pixels `(B, C, H, W)` on `device`, uniform on `±√3` (mean 0, standard deviation 1,
+/// like normalised images), drawn from `seed`, for benchmarks and tests.
+pub fn random_pixels(
+    (b, c, h, w): (usize, usize, usize, usize),
+    seed: u64,
+    device: &Device,
+) -> Result<Tensor> {
+    let values = SplitMix(seed).uniforms(b * c * h * w, (0.0, 1.0));
+    Ok(Tensor::from_vec(values, (b, c, h, w), &Device::Cpu)?.to_device(device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::vit::Vit;
+
+    fn tiny() -> Dinov2Config {
+        Dinov2Config {
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            image_size: 28,
+            ..Dinov2Config::default()
+        }
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_model_and_another_seed_another() {
+        let load = LoadOptions::default();
+        let pixels = random_pixels((1, 3, 28, 28), 7, &Device::Cpu).unwrap();
+        let out = |seed| {
+            Dinov2Model::random(&tiny(), seed, &load)
+                .unwrap()
+                .forward(&pixels)
+                .unwrap()
+                .pooler_output
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(out(1), out(1));
+        assert_ne!(out(1), out(2));
+    }
+
+    #[test]
+    fn weights_follow_their_laws() {
+        let w = random_dinov2_weights(&tiny().without_registers(), 3).unwrap();
+        assert!(!w.contains_key("embeddings.register_tokens"));
+        let values = |name: &str| w[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let half = 0.1 * 3f32.sqrt();
+        assert!(values("layernorm.weight")
+            .iter()
+            .all(|v| (v - 1.0).abs() <= half));
+        assert!(values("encoder.layer.1.mlp.fc1.weight")
+            .iter()
+            .all(|v| v.abs() <= 0.02 * 3f32.sqrt()));
+        assert_eq!(w["encoder.layer.0.mlp.fc1.weight"].dims(), &[64, 16]);
+    }
+}
