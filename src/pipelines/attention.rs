@@ -86,7 +86,8 @@ impl PictureOptions for AttentionPipelineOptions {
 ///     AttentionPipeline::from_pretrained("tests/fixtures/model/reg4", &options, &LoadOptions::default())?;
 /// let result = pipeline.run_path("examples/images/chelsea.png")?;
 /// assert_eq!(result.pictures.heads.len(), 4);
-/// assert_eq!(result.summary.patch_tokens, 24);
+/// // Chelsea (451 × 300) at short side 56, patch 4: a 14 × 21 grid.
+/// assert_eq!(result.summary.patch_tokens, 14 * 21);
 /// # Ok(())
 /// # }
 /// ```
