@@ -10,8 +10,8 @@
 mod backbone;
 mod classify;
 pub mod config;
+mod dinov2;
 mod embeddings;
-mod encoder;
 mod intermediates;
 pub(crate) mod kernels;
 pub(crate) mod layers;
@@ -26,8 +26,8 @@ pub use backbone::{
 };
 pub use classify::{Dinov2ForImageClassification, Prediction};
 pub use config::{Dinov2Config, HiddenAct, ModelType};
+pub use dinov2::Dinov2Model;
 pub use embeddings::Embeddings;
-pub use encoder::Dinov2Model;
 pub use intermediates::{
     Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,
 };

@@ -14,7 +14,7 @@ use candle::{DType, Device, Tensor};
 use crate::io::hub::{resolve_model, ModelFiles};
 use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov2Config;
-use crate::model::encoder::Dinov2Model;
+use crate::model::dinov2::Dinov2Model;
 use crate::model::load::LoadOptions;
 use crate::model::vit::{EncodeRequest, Encoded, Vit, VitInfo};
 use crate::model::weights::{infer_config, open_backbone};
