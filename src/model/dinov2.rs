@@ -1,5 +1,7 @@
-//! The DINOv2-with-registers encoder: HF `Dinov2WithRegistersModel` (and `Dinov2Model`).
-//! Embeddings → L pre-norm blocks → final LayerNorm on every token; `pooler_output` is the normed CLS.
+//! The DINOv2-with-registers model: HF `Dinov2WithRegistersModel` (and `Dinov2Model`), and its
+//! loader from HF's checkpoint names. Embeddings (learned position table, resized per input) → L
+//! pre-norm blocks → final LayerNorm on every token; `pooler_output` is the normed CLS. The pass
+//! itself is the shared [`Encoder`](crate::model::encoder).
 //!
 //! Shapes: pixels `(B, C, H, W)`; `last_hidden_state` `(B, 1 + R + h·w, D)`; `pooler_output`
 //! `(B, D)`; `hidden_states` L+1 tensors `(B, 1 + R + h·w, D)` before the final norm (index 0 is the
@@ -7,35 +9,27 @@
 
 use std::path::{Path, PathBuf};
 
-use candle::{DType, Device, Tensor};
+use candle::Tensor;
 use dinoreg_heads::Scope;
 
 use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov2Config;
 use crate::model::embeddings::Embeddings;
-use crate::model::kernels::attention::{pack_len, AttentionShape};
-use crate::model::kernels::memory;
-use crate::model::kernels::profile::{time, Part};
-use crate::model::layers::fused::{wide_width, Workspace};
-use crate::model::layers::{Block, BlockOptions, LayerNorm};
+use crate::model::encoder::{vit_via_encoder, Encoder, EncoderParts, TokenEmbedding};
+use crate::model::layers::{
+    Attention, AttentionWeights, Block, BlockParts, FeedForward, LayerNorm, Linear,
+};
 use crate::model::load::LoadOptions;
 use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
-use crate::model::vit::{EncodeRequest, Encoded, Family, Vit, VitInfo};
+use crate::model::vit::{Family, VitInfo};
 use crate::model::weights::{open_backbone, BackboneWeights};
 use crate::{Error, Result};
 
-/// The encoder with its weights.
+/// The DINOv2 encoder with its weights.
 #[derive(Debug)]
 pub struct Dinov2Model {
     config: Dinov2Config,
-    info: VitInfo,
-    embeddings: Embeddings,
-    blocks: Vec<Block>,
-    layernorm: LayerNorm,
-    device: Device,
-    dtype: DType,
-    /// Whether passes take the fused f32 CPU path.
-    fused: bool,
+    encoder: Encoder<Embeddings>,
 }
 
 impl Dinov2Model {
@@ -112,16 +106,10 @@ impl Dinov2Model {
                 ),
             });
         }
-        let embeddings = Embeddings::load(&scope.pp("embeddings"), &config)?;
         let layers = scope.pp("encoder").pp("layer");
         let blocks = (0..config.num_hidden_layers)
-            .map(|i| Block::load(&layers.pp(i), &config))
+            .map(|i| load_block(&layers.pp(i), &config))
             .collect::<Result<Vec<_>>>()?;
-        let layernorm = LayerNorm::load(
-            &scope.pp("layernorm"),
-            config.hidden_size,
-            config.layer_norm_eps,
-        )?;
         let info = VitInfo::new(
             Family::Dinov2,
             config.patch_size,
@@ -131,15 +119,26 @@ impl Dinov2Model {
         )
         .with_register_tokens(config.num_register_tokens)
         .with_channels(config.num_channels);
-        Ok(Self {
-            info,
-            config,
-            embeddings,
+        let parts = EncoderParts {
+            embeddings: Embeddings::load(&scope.pp("embeddings"), &config)?,
             blocks,
-            layernorm,
-            fused: fused && scope.device().is_cpu() && scope.dtype() == DType::F32,
-            device: scope.device().clone(),
-            dtype: scope.dtype(),
+            norm: LayerNorm::load(
+                &scope.pp("layernorm"),
+                config.hidden_size,
+                config.layer_norm_eps,
+            )?,
+            rope: None,
+            info,
+            backbone_defaults: BackboneOptions {
+                out_features: config.out_features.clone(),
+                out_indices: config.out_indices.clone(),
+                apply_layernorm: Some(config.apply_layernorm),
+                reshape_hidden_states: Some(config.reshape_hidden_states),
+            },
+        };
+        Ok(Self {
+            encoder: Encoder::new(parts, scope.device(), scope.dtype(), fused),
+            config,
         })
     }
 
@@ -150,200 +149,68 @@ impl Dinov2Model {
 
     /// The embedding layer.
     pub fn embeddings(&self) -> &Embeddings {
-        &self.embeddings
-    }
-
-    /// Checks and moves `pixels` to the model's device and dtype.
-    pub(crate) fn prepare(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.embeddings.grid(pixels)?;
-        Ok(pixels.to_device(&self.device)?.to_dtype(self.dtype)?)
-    }
-
-    fn head_mask_for(&self, mask: &Tensor) -> Result<Tensor> {
-        let (l, h) = (self.blocks.len(), self.config.num_attention_heads);
-        let mask = mask.to_device(&self.device)?.to_dtype(self.dtype)?;
-        match mask.dims() {
-            [n] if *n == h => Ok(mask.unsqueeze(0)?.broadcast_as((l, h))?.contiguous()?),
-            [a, b] if *a == l && *b == h => Ok(mask),
-            other => Err(Error::input(
-                "head_mask",
-                format!("expected shape [{h}] or [{l}, {h}], got {other:?}"),
-            )),
-        }
-    }
-
-    /// Runs the encoder according to `plan`.
-    fn encode_pass(&self, pixels: &Tensor, plan: &EncodeRequest<'_>) -> Result<Encoded> {
-        let pixels = self.prepare(pixels)?;
-        let grid = self.embeddings.grid(&pixels)?;
-        self.check_memory(&pixels, grid, plan)?;
-        let mask = plan
-            .bool_masked_pos
-            .map(|m| m.to_device(&self.device))
-            .transpose()?;
-        let x = time(Part::Embeddings, || {
-            self.embeddings.forward(&pixels, mask.as_ref())
-        })?;
-        let head_mask = plan.head_mask.map(|m| self.head_mask_for(m)).transpose()?;
-        let mut enc = Encoded {
-            hidden: vec![None; self.blocks.len() + 1],
-            last: x.clone(),
-            attentions: Vec::new(),
-            qkv: None,
-            grid,
-        };
-        let keep = |i: usize| plan.keep.get(i).copied().unwrap_or(false);
-        if keep(0) {
-            enc.hidden[0] = Some(x.clone());
-        }
-        let blocks = self.blocks.iter().take(plan.blocks).enumerate();
-        if self.fused {
-            let mut ws = Workspace::new(&x, self.ffn_width())?;
-            drop(x);
-            for (i, block) in blocks {
-                let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-                let out =
-                    block.forward_fused(&mut ws, block_options(plan, i, layer_mask.as_ref()))?;
-                enc.attentions.extend(out.attention);
-                enc.qkv = out.qkv.or(enc.qkv);
-                if keep(i + 1) {
-                    enc.hidden[i + 1] = Some(time(Part::Other, || ws.hidden())?);
-                }
-            }
-            enc.last = time(Part::Other, || ws.into_hidden())?;
-            return Ok(enc);
-        }
-        let mut x = x;
-        for (i, block) in blocks {
-            let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-            let out = block.forward(&x, block_options(plan, i, layer_mask.as_ref()))?;
-            x = out.hidden;
-            enc.attentions.extend(out.attention);
-            enc.qkv = out.qkv.or(enc.qkv);
-            if keep(i + 1) {
-                enc.hidden[i + 1] = Some(x.clone());
-            }
-        }
-        enc.last = x;
-        Ok(enc)
-    }
-
-    /// The width of the feed-forward hidden layer as the fused path stores it (2h for SwiGLU).
-    fn ffn_width(&self) -> usize {
-        if self.config.use_swiglu_ffn {
-            2 * self.config.swiglu_hidden_size()
-        } else {
-            self.config.mlp_hidden_size()
-        }
-    }
-
-    /// Bytes a pass over `batch` images of `tokens` tokens needs besides the weights (an upper
-    /// estimate: buffers, transient copies, the outputs kept by `plan`).
-    pub(crate) fn working_set(&self, batch: usize, tokens: usize, plan: &EncodeRequest<'_>) -> u64 {
-        let c = &self.config;
-        let (n, d, h) = (batch * tokens, c.hidden_size, c.num_attention_heads);
-        let patches = n * c.num_channels * c.patch_size * c.patch_size;
-        let scores = batch * h * tokens * tokens;
-        let floats = if self.fused {
-            let threads = rayon::current_num_threads().max(1);
-            let shape = AttentionShape {
-                batch,
-                tokens,
-                heads: h,
-                head_dim: d / h.max(1),
-            };
-            2 * patches
-                + 6 * n * d
-                + n * wide_width(d, self.ffn_width())
-                + pack_len(&shape)
-                + threads * shape.scratch_per_thread(threads)
-        } else {
-            2 * patches + 12 * n * d + 2 * n * self.ffn_width() + 3 * scores
-        };
-        let kept = plan.keep.iter().filter(|k| **k).count() * n * d;
-        let attentions = if plan.attentions {
-            plan.blocks * scores
-        } else {
-            0
-        };
-        ((floats + kept + attentions) * self.dtype.size_in_bytes()) as u64
-    }
-
-    /// Refuses a CPU pass whose working set exceeds the memory available now.
-    fn check_memory(
-        &self,
-        pixels: &Tensor,
-        grid: (usize, usize),
-        plan: &EncodeRequest<'_>,
-    ) -> Result<()> {
-        if !self.device.is_cpu() {
-            return Ok(());
-        }
-        let Some(available) = memory::available_bytes() else {
-            return Ok(());
-        };
-        let (b, _, height, width) = pixels.dims4()?;
-        let tokens = 1 + self.config.num_register_tokens + grid.0 * grid.1;
-        let need = self.working_set(b, tokens, plan);
-        if need <= available {
-            return Ok(());
-        }
-        Err(Error::input(
-            "pixel_values",
-            format!(
-                "{b} image(s) of {height}x{width} ({tokens} tokens of width {}, {} heads{}) need about {} of \
-                 working memory but only {} is available; use a smaller batch or image",
-                self.config.hidden_size,
-                self.config.num_attention_heads,
-                if plan.attentions { ", with attention maps" } else { "" },
-                memory::human(need),
-                memory::human(available)
-            ),
-        ))
+        self.encoder.embeddings()
     }
 }
 
-/// The options of block `i` of a pass with its head mask.
-fn block_options<'m>(
-    plan: &EncodeRequest<'_>,
-    i: usize,
-    head_mask: Option<&'m Tensor>,
-) -> BlockOptions<'m> {
-    BlockOptions {
-        head_mask,
-        attention: plan.attentions,
-        qkv: plan.qkv_block == Some(i),
+vit_via_encoder!(Dinov2Model);
+
+impl TokenEmbedding for Embeddings {
+    fn grid(&self, pixels: &Tensor) -> Result<(usize, usize)> {
+        Embeddings::grid(self, pixels)
+    }
+
+    fn forward(&self, pixels: &Tensor, bool_masked_pos: Option<&Tensor>) -> Result<Tensor> {
+        Embeddings::forward(self, pixels, bool_masked_pos)
     }
 }
 
-impl Vit for Dinov2Model {
-    fn info(&self) -> &VitInfo {
-        &self.info
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    fn encode(&self, pixels: &Tensor, request: &EncodeRequest<'_>) -> Result<Encoded> {
-        self.encode_pass(pixels, request)
-    }
-
-    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
-        self.layernorm.forward(x)
-    }
-
-    fn backbone_defaults(&self) -> BackboneOptions {
-        let c = &self.config;
-        BackboneOptions {
-            out_features: c.out_features.clone(),
-            out_indices: c.out_indices.clone(),
-            apply_layernorm: Some(c.apply_layernorm),
-            reshape_hidden_states: Some(c.reshape_hidden_states),
-        }
-    }
+/// Loads block `encoder.layer.{i}` (HF DINOv2 names) from `scope`, scoped to it:
+/// `attention.attention.{query,key,value}`, `attention.output.dense`, `layer_scale{1,2}.lambda1`,
+/// `norm{1,2}`, `mlp.fc1/fc2` or (SwiGLU) `mlp.weights_in/weights_out`.
+fn load_block(scope: &Scope<'_>, cfg: &Dinov2Config) -> Result<Block> {
+    let d = cfg.hidden_size;
+    let eps = cfg.layer_norm_eps;
+    let attn = scope.pp("attention");
+    let qkv = |name: &str| -> Result<Linear> {
+        Linear::load(&attn.pp("attention").pp(name), d, d)?.expect_bias(
+            &attn.pp("attention").pp(name),
+            "qkv_bias",
+            cfg.qkv_bias,
+        )
+    };
+    let out = attn.pp("output").pp("dense");
+    let attention = Attention::new(
+        AttentionWeights {
+            q: qkv("query")?,
+            k: qkv("key")?,
+            v: qkv("value")?,
+            o: Linear::load(&out, d, d)?.expect_bias(&out, "the output projection's bias", true)?,
+        },
+        cfg.num_attention_heads,
+    )?;
+    let mlp = scope.pp("mlp");
+    let linear = |name: &str, input: usize, output: usize| -> Result<Linear> {
+        let s = mlp.pp(name);
+        Linear::load(&s, input, output)?.expect_bias(&s, "the MLP's bias", true)
+    };
+    let ffn = if cfg.use_swiglu_ffn {
+        let h = cfg.swiglu_hidden_size();
+        FeedForward::gated_fused(
+            linear("weights_in", d, 2 * h)?,
+            linear("weights_out", h, d)?,
+            crate::model::config::HiddenAct::Silu,
+        )?
+    } else {
+        let h = cfg.mlp_hidden_size();
+        FeedForward::mlp(linear("fc1", d, h)?, linear("fc2", h, d)?, cfg.hidden_act)?
+    };
+    Block::new(BlockParts {
+        norm1: LayerNorm::load(&scope.pp("norm1"), d, eps)?,
+        attention,
+        layer_scale1: scope.pp("layer_scale1").get("lambda1", &[d])?,
+        norm2: LayerNorm::load(&scope.pp("norm2"), d, eps)?,
+        ffn,
+        layer_scale2: scope.pp("layer_scale2").get("lambda1", &[d])?,
+    })
 }

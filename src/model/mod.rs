@@ -12,12 +12,14 @@ mod classify;
 pub mod config;
 mod dinov2;
 mod embeddings;
+mod encoder;
 mod intermediates;
 pub(crate) mod kernels;
 pub(crate) mod layers;
 mod load;
 mod pos_embed;
 mod pretrained;
+mod rope;
 mod vit;
 pub mod weights;
 
@@ -34,4 +36,5 @@ pub use intermediates::{
 pub use layers::Qkv;
 pub use load::LoadOptions;
 pub use pretrained::{DinoModel, ModelConfig, ModelSource, Pretrained};
+pub use rope::{Rope, RopeTable};
 pub use vit::{EncodeRequest, Encoded, Family, ForwardOptions, ModelOutput, Vit, VitInfo};

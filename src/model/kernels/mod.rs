@@ -10,6 +10,8 @@
 //!   in place from the fused `(B·T, 3D)` projection, never holding more than a block of the
 //!   `T × T` score matrix.
 //! - `attention_avx512`: the register-tiled AVX-512 kernels of the attention.
+//! - [`rope`]: DINOv3's rotary embedding applied in place to the q/k/v projection rows.
+//! - [`gated`]: the gated feed-forward activation for activations other than SiLU.
 //! - [`weights`]: borrowing a CPU tensor's f32 data in place.
 //! - [`memory`]: `MemAvailable`, to refuse a request whose working set cannot fit.
 //! - [`profile`]: optional per-part timers for `dinoreg bench --profile`.
@@ -19,9 +21,11 @@
 pub(crate) mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
+pub(crate) mod gated;
 pub(crate) mod matmul;
 pub(crate) mod memory;
 pub mod profile;
+pub(crate) mod rope;
 pub(crate) mod rows;
 #[cfg(target_arch = "x86_64")]
 mod tile;
