@@ -79,6 +79,16 @@ impl Dinov2Model {
         weights: &BackboneWeights,
         opts: &LoadOptions,
     ) -> Result<Self> {
+        if weights.family != Family::Dinov2 {
+            return Err(Error::Config {
+                path: PathBuf::from("<config>"),
+                reason: format!(
+                    "the config is a DINOv2 config but the checkpoint {} holds a {:?} backbone",
+                    weights.store.source_name(),
+                    weights.family
+                ),
+            });
+        }
         let scope = weights
             .store
             .scope(&weights.prefix, &opts.device)

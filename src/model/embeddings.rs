@@ -13,7 +13,7 @@ use candle::{DType, Tensor};
 use dinoreg_heads::Scope;
 
 use crate::model::config::Dinov2Config;
-use crate::model::layers::{mask_patches, PatchEmbed};
+use crate::model::layers::{load_registers, mask_patches, PatchEmbed};
 use crate::model::pos_embed::resize_grid;
 use crate::Result;
 
@@ -39,22 +39,7 @@ impl Embeddings {
         let d = cfg.hidden_size;
         let g = cfg.position_grid();
         let r = cfg.num_register_tokens;
-        let register_tokens = if r > 0 {
-            Some(scope.get("register_tokens", &[1, r, d])?)
-        } else if let Some(found) = scope
-            .shape("register_tokens")
-            .filter(|s| s.get(1) != Some(&0))
-        {
-            return Err(dinoreg_heads::Error::TensorShape {
-                source_name: scope.store().source_name().to_string(),
-                name: scope.path("register_tokens"),
-                expected: vec![1, 0, d],
-                found,
-            }
-            .into());
-        } else {
-            None
-        };
+        let register_tokens = load_registers(scope, "register_tokens", r, d)?;
         let mask_token = if scope.contains("mask_token") {
             Some(scope.get("mask_token", &[1, d])?)
         } else {

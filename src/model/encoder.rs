@@ -73,6 +73,11 @@ impl<E: TokenEmbedding> Encoder<E> {
         &self.parts.embeddings
     }
 
+    /// The rotary embedding, when the model has one.
+    pub fn rope(&self) -> Option<&Rope> {
+        self.parts.rope.as_ref()
+    }
+
     /// The architecture facts.
     pub fn info(&self) -> &VitInfo {
         &self.parts.info

@@ -11,6 +11,7 @@ mod backbone;
 mod classify;
 pub mod config;
 mod dinov2;
+pub mod dinov3;
 mod embeddings;
 mod encoder;
 mod intermediates;
@@ -27,8 +28,9 @@ pub use backbone::{
     align_out_stages, Backbone, BackboneForwardOptions, BackboneOptions, BackboneOutput,
 };
 pub use classify::{Dinov2ForImageClassification, Prediction};
-pub use config::{Dinov2Config, HiddenAct, ModelType};
+pub use config::{Dinov2Config, Dinov3Config, HiddenAct, ModelType, DINOV3_HUB_IDS};
 pub use dinov2::Dinov2Model;
+pub use dinov3::{Dinov3Embeddings, Dinov3Model};
 pub use embeddings::Embeddings;
 pub use intermediates::{
     Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection, TokenLayout,

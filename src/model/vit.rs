@@ -71,6 +71,9 @@ pub struct VitInfo {
     pub num_channels: usize,
     /// The HF backbone norms the last stage even when `apply_layernorm` is off (DINOv3's rule).
     pub always_norm_last_stage: bool,
+    /// Without `reshape_hidden_states`, the HF backbone returns every token `(B, 1 + R + h·w, D)`
+    /// (DINOv2's rule, `true`) or the patch tokens only `(B, h·w, D)` (DINOv3's, `false`).
+    pub keep_prefix_unreshaped: bool,
 }
 
 impl VitInfo {
@@ -91,6 +94,7 @@ impl VitInfo {
             num_register_tokens: 0,
             num_channels: 3,
             always_norm_last_stage: false,
+            keep_prefix_unreshaped: true,
         }
     }
 
@@ -109,6 +113,12 @@ impl VitInfo {
     /// Sets whether the HF backbone always norms its last stage.
     pub fn with_always_norm_last_stage(mut self, yes: bool) -> Self {
         self.always_norm_last_stage = yes;
+        self
+    }
+
+    /// Sets whether the HF backbone keeps the CLS and register tokens in maps it does not reshape.
+    pub fn with_keep_prefix_unreshaped(mut self, yes: bool) -> Self {
+        self.keep_prefix_unreshaped = yes;
         self
     }
 

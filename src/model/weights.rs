@@ -1,8 +1,12 @@
-//! Checkpoint formats of the backbone and the one key-rename table. The canonical layout is HF's
-//! (`embeddings.*`, `encoder.layer.N.*`, `layernorm.*`), found at the top level, under a
-//! classification prefix (`dinov2_with_registers.`, `dinov2.`) or nested (`backbone.`, …). The
-//! original facebookresearch `.pth` layout (`blocks.N.attn.qkv` fused, `ls1.gamma`, `pos_embed`,
-//! `register_tokens`, `norm`) is renamed onto it here, with the fused qkv split into q/k/v.
+//! Checkpoint formats of the backbone: which generation and layout a checkpoint holds, and DINOv2's
+//! key-rename table. The canonical layout is HF's: for DINOv2 `embeddings.*` (with
+//! `patch_embeddings.projection`), `encoder.layer.N.*`, `layernorm.*`; for DINOv3 `embeddings.*`
+//! (with a bare `patch_embeddings`), `layer.N.*` (or `model.layer.N.*` as HF names it in memory),
+//! `norm.*`; found at the top level, under a classification prefix (`dinov2_with_registers.`,
+//! `dinov2.`) or nested (`backbone.`, …). The original facebookresearch `.pth` layouts
+//! (`blocks.N.attn.qkv` fused, `ls1.gamma`, `norm`, …) are renamed onto HF's: DINOv2's here
+//! (`pos_embed`, `register_tokens`), DINOv3's in [`crate::model::dinov3`] (no `pos_embed`;
+//! `storage_tokens`, `rope_embed.periods`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +14,15 @@ use std::path::{Path, PathBuf};
 use candle::{DType, Device, Tensor};
 use dinoreg_heads::TensorStore;
 
+use crate::model::vit::Family;
 use crate::{Error, Result};
 
 /// The marker tensor of each layout, relative to its prefix.
 const HF_MARKER: &str = "embeddings.patch_embeddings.projection.weight";
+const HF_DINOV3_MARKER: &str = "embeddings.patch_embeddings.weight";
 const ORIGINAL_MARKER: &str = "patch_embed.proj.weight";
+/// The original DINOv2 layout's position table; the original DINOv3 layout has none.
+const ORIGINAL_DINOV2_POSITIONS: &str = "pos_embed";
 
 /// Prefixes tried first, in order, before any key ending with a marker is looked at.
 const KNOWN_PREFIXES: &[&str] = &[
@@ -73,7 +81,7 @@ pub enum Layout {
         /// For example `""`, `"dinov2_with_registers."` or `"backbone."`.
         prefix: String,
     },
-    /// facebookresearch/dinov2 names under `prefix`, renamed to HF names.
+    /// facebookresearch/dinov2 or /dinov3 names under `prefix`, renamed to HF names.
     Original {
         /// For example `""` or `"pretrained."` (Depth-Anything-V2's `.pth`).
         prefix: String,
@@ -89,6 +97,8 @@ pub struct BackboneWeights {
     pub prefix: String,
     /// The layout the checkpoint was found in.
     pub layout: Layout,
+    /// The generation of the backbone ([`Family::Dinov2`] or [`Family::Dinov3`]).
+    pub family: Family,
 }
 
 /// Opens a checkpoint (one file, or the shards of one safetensors checkpoint) and finds the backbone
@@ -107,55 +117,65 @@ pub fn open_backbone(files: &[impl AsRef<Path>]) -> Result<BackboneWeights> {
 
 /// Finds the backbone in an opened store, renaming the original layout when needed.
 pub fn find_backbone(store: TensorStore) -> Result<BackboneWeights> {
-    let layout = detect_layout(&store).ok_or_else(|| {
+    let (layout, family) = detect_layout(&store).ok_or_else(|| {
         dinoreg_heads::Error::Checkpoint {
             path: PathBuf::from(store.source_name()),
             reason: format!(
-                "no DINOv2 backbone found: expected a tensor `{HF_MARKER}` (HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
+                "no DINOv2 or DINOv3 backbone found: expected a tensor `{HF_MARKER}` (DINOv2, HF layout), `{HF_DINOV3_MARKER}` (DINOv3, HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
             ),
         }
     })?;
-    match &layout {
-        Layout::Hf { prefix } => Ok(BackboneWeights {
+    match (&layout, family) {
+        (Layout::Hf { prefix }, _) => Ok(BackboneWeights {
             prefix: prefix.clone(),
             store,
             layout,
+            family,
         }),
-        Layout::Original { prefix } => {
-            let renamed = rename_original(&store, prefix)?;
-            Ok(BackboneWeights {
-                store: renamed,
-                prefix: String::new(),
-                layout,
-            })
-        }
+        (Layout::Original { prefix }, Family::Dinov3) => Ok(BackboneWeights {
+            store: crate::model::dinov3::rename_original(&store, prefix)?,
+            prefix: String::new(),
+            layout,
+            family,
+        }),
+        (Layout::Original { prefix }, _) => Ok(BackboneWeights {
+            store: rename_original(&store, prefix)?,
+            prefix: String::new(),
+            layout,
+            family,
+        }),
     }
 }
 
-fn detect_layout(store: &TensorStore) -> Option<Layout> {
-    for p in KNOWN_PREFIXES {
+/// The layout and generation of the backbone in `store`: the first known prefix holding a marker
+/// tensor, else the first name ending with one.
+fn detect_layout(store: &TensorStore) -> Option<(Layout, Family)> {
+    let at = |p: &str| -> Option<(Layout, Family)> {
+        let prefix = p.to_string();
         if store.contains(&format!("{p}{HF_MARKER}")) {
-            return Some(Layout::Hf {
-                prefix: p.to_string(),
-            });
+            Some((Layout::Hf { prefix }, Family::Dinov2))
+        } else if store.contains(&format!("{p}{HF_DINOV3_MARKER}")) {
+            Some((Layout::Hf { prefix }, Family::Dinov3))
+        } else if store.contains(&format!("{p}{ORIGINAL_MARKER}")) {
+            let family = if store.contains(&format!("{p}{ORIGINAL_DINOV2_POSITIONS}")) {
+                Family::Dinov2
+            } else {
+                Family::Dinov3
+            };
+            Some((Layout::Original { prefix }, family))
+        } else {
+            None
         }
-        if store.contains(&format!("{p}{ORIGINAL_MARKER}")) {
-            return Some(Layout::Original {
-                prefix: p.to_string(),
-            });
-        }
+    };
+    if let Some(found) = KNOWN_PREFIXES.iter().find_map(|p| at(p)) {
+        return Some(found);
     }
     let names = store.names();
-    if let Some(n) = names.iter().find(|n| n.ends_with(HF_MARKER)) {
-        return Some(Layout::Hf {
-            prefix: n[..n.len() - HF_MARKER.len()].to_string(),
-        });
-    }
-    names
+    [HF_MARKER, HF_DINOV3_MARKER, ORIGINAL_MARKER]
         .iter()
-        .find(|n| n.ends_with(ORIGINAL_MARKER))
-        .map(|n| Layout::Original {
-            prefix: n[..n.len() - ORIGINAL_MARKER.len()].to_string(),
+        .find_map(|marker| {
+            let n = names.iter().find(|n| n.ends_with(marker))?;
+            at(&n[..n.len() - marker.len()])
         })
 }
 

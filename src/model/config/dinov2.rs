@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{
+    config_error, find_backbone_config, parse_json, read_json, stage_names, Generation, HiddenAct,
+};
 use crate::{Error, Result};
 
 /// Which HF model family the config describes. They share the network; they differ in the default
@@ -23,24 +26,6 @@ pub enum ModelType {
     /// `dinov2` (no registers).
     #[serde(rename = "dinov2")]
     Dinov2,
-}
-
-/// The activation of the MLP (`hidden_act`). HF's `"gelu"` is the exact erf GELU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum HiddenAct {
-    /// Exact GELU, `0.5 x (1 + erf(x / √2))` (`"gelu"`).
-    #[default]
-    #[serde(rename = "gelu")]
-    Gelu,
-    /// The tanh approximation of GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
-    #[serde(rename = "gelu_pytorch_tanh", alias = "gelu_new", alias = "gelu_fast")]
-    GeluTanh,
-    /// `"relu"`.
-    #[serde(rename = "relu")]
-    Relu,
-    /// `"silu"` / `"swish"`.
-    #[serde(rename = "silu", alias = "swish")]
-    Silu,
 }
 
 /// Every field of HF's `Dinov2WithRegistersConfig` (and `Dinov2Config`). Unknown keys are ignored.
@@ -136,30 +121,17 @@ impl Default for Dinov2Config {
     }
 }
 
-fn config_error(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Config {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
 impl Dinov2Config {
     /// Reads and validates a `config.json`. A Depth-Anything style config is accepted too: its
     /// `backbone_config` is used.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| config_error(path, format!("not valid JSON ({e})")))?;
-        Self::from_value_at(&value, path)
+        Self::from_value_at(&read_json(path)?, path)
     }
 
     /// Parses and validates a config from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let path = PathBuf::from("<json>");
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| config_error(&path, format!("not valid JSON ({e})")))?;
-        Self::from_value_at(&value, &path)
+        Self::from_value_at(&parse_json(text)?, &PathBuf::from("<json>"))
     }
 
     /// Parses and validates a config from a JSON value: the DINOv2 config itself, or a config with
@@ -168,23 +140,13 @@ impl Dinov2Config {
         Self::from_value_at(value, Path::new("<json>"))
     }
 
-    fn from_value_at(value: &serde_json::Value, path: &Path) -> Result<Self> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| config_error(path, "expected a JSON object"))?;
-        let model_type = obj.get("model_type").and_then(|m| m.as_str());
-        match model_type {
-            Some("dinov2_with_registers") | Some("dinov2") => Self::parse_own(value, path),
-            _ => match obj.get("backbone_config") {
-                Some(inner) if inner.is_object() => Self::parse_own(inner, path),
-                _ => Err(config_error(
-                    path,
-                    format!(
-                        "model_type {:?} is not a DINOv2 config (expected \"dinov2_with_registers\" or \"dinov2\", or a `backbone_config` holding one)",
-                        model_type.unwrap_or("<missing>")
-                    ),
-                )),
-            },
+    pub(crate) fn from_value_at(value: &serde_json::Value, path: &Path) -> Result<Self> {
+        match find_backbone_config(value, path)? {
+            (inner, Generation::Dinov2) => Self::parse_own(inner, path),
+            (_, Generation::Dinov3) => Err(config_error(
+                path,
+                "this is a DINOv3 config (model_type \"dinov3_vit\"), not a DINOv2 config; read it with Dinov3Config or load the model with DinoModel",
+            )),
         }
     }
 
@@ -280,9 +242,7 @@ impl Dinov2Config {
 
     /// `["stem", "stage1", …, "stageL"]`.
     pub fn derived_stage_names(&self) -> Vec<String> {
-        std::iter::once("stem".to_string())
-            .chain((1..=self.num_hidden_layers).map(|i| format!("stage{i}")))
-            .collect()
+        stage_names(self.num_hidden_layers)
     }
 
     /// Width of one attention head.

@@ -9,14 +9,14 @@ mod block;
 mod ffn;
 pub(crate) mod fused;
 mod linear;
-mod mask;
 mod norm;
 mod patch_embed;
+mod tokens;
 
 pub use attention::{Attention, AttentionWeights, Qkv};
 pub use block::{Block, BlockOptions, BlockParts};
 pub use ffn::{FeedForward, FeedForwardKind};
 pub use linear::Linear;
-pub(crate) use mask::mask_patches;
 pub use norm::LayerNorm;
 pub use patch_embed::PatchEmbed;
+pub(crate) use tokens::{load_mask_token, load_registers, mask_patches};
