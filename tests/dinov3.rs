@@ -12,7 +12,10 @@ use std::collections::HashMap;
 
 use candle::Tensor;
 use common::{assert_close, fixture, load_expected, TOL};
-use dinoreg::{Dinov3Model, ForwardOptions, LoadOptions, Vit};
+use dinoreg::{
+    Backbone, BackboneForwardOptions, BackboneOptions, Dinov3Config, Dinov3Model, ForwardOptions,
+    LoadOptions, Vit,
+};
 
 /// Both forward paths.
 const PATHS: [(&str, bool); 2] = [("fused", true), ("generic", false)];
@@ -64,4 +67,284 @@ fn every_case_and_input_size() {
             }
         }
     }
+}
+
+#[test]
+fn hidden_states_attentions_and_qkv_after_rope() {
+    for (path, fused) in PATHS {
+        let model = load("reg4", fused);
+        let exp = expected("reg4");
+        let px = &exp["small.pixel_values"];
+        for block in 0..3 {
+            let opts = ForwardOptions::default()
+                .with_hidden_states(true)
+                .with_attentions(true)
+                .with_qkv_block(block);
+            let out = model.forward_with(px, &opts).unwrap();
+            let qkv = out.qkv.unwrap();
+            for (name, t) in [("q", &qkv.q), ("k", &qkv.k), ("v", &qkv.v)] {
+                assert_close(
+                    &format!("{path} block {block} {name}"),
+                    t,
+                    &exp[&format!("small.block{block}.{name}")],
+                    TOL,
+                );
+            }
+            if block > 0 {
+                continue;
+            }
+            let hidden = out.hidden_states.unwrap();
+            assert_eq!(hidden.len(), 4);
+            for (i, h) in hidden.iter().enumerate() {
+                let key = format!("small.hidden_states.{i}");
+                assert_close(&format!("{path} {key}"), h, &exp[&key], TOL);
+            }
+            let attentions = out.attentions.unwrap();
+            assert_eq!(attentions.len(), 3);
+            for (i, a) in attentions.iter().enumerate() {
+                let key = format!("small.attentions.{i}");
+                assert_close(&format!("{path} {key}"), a, &exp[&key], TOL);
+            }
+        }
+        // The other cases' hidden states.
+        for case in ["reg0", "gated", "nobias"] {
+            let model = load(case, fused);
+            let exp = expected(case);
+            let out = model
+                .forward_with(
+                    &exp["small.pixel_values"],
+                    &ForwardOptions::default().with_hidden_states(true),
+                )
+                .unwrap();
+            for (i, h) in out.hidden_states.unwrap().iter().enumerate() {
+                let key = format!("small.hidden_states.{i}");
+                assert_close(&format!("{path} {case} {key}"), h, &exp[&key], TOL);
+            }
+        }
+    }
+}
+
+#[test]
+fn rope_is_applied_to_patch_tokens_only() {
+    // The fixture's q before RoPE equals q after it on CLS and registers, not on patches: the
+    // model's q must follow (checked against the post-RoPE fixture above); here the pre-RoPE
+    // fixture shows the rotation is not a no-op on this input.
+    let exp = expected("reg4");
+    let (q, q_proj) = (&exp["small.block1.q"], &exp["small.block1.q_proj"]);
+    let prefix = 5;
+    assert_close(
+        "prefix tokens unrotated",
+        &q.narrow(1, 0, prefix).unwrap(),
+        &q_proj.narrow(1, 0, prefix).unwrap(),
+        0.0,
+    );
+    let (diff, _) = common::max_diff(
+        &q.narrow(1, prefix, 15).unwrap(),
+        &q_proj.narrow(1, prefix, 15).unwrap(),
+    );
+    assert!(diff > 1e-2, "RoPE changes the patch tokens' q ({diff})");
+}
+
+#[test]
+fn mask_token() {
+    for (path, fused) in PATHS {
+        for (case, input) in [
+            ("reg4", "wide"),
+            ("reg0", "small"),
+            ("gated", "small"),
+            ("nobias", "small"),
+        ] {
+            let model = load(case, fused);
+            let exp = expected(case);
+            let out = model
+                .forward_with(
+                    &exp[&format!("{input}.pixel_values")],
+                    &ForwardOptions::default()
+                        .with_bool_masked_pos(exp["masked.bool_masked_pos"].clone()),
+                )
+                .unwrap();
+            assert_close(
+                &format!("{path} {case} masked"),
+                &out.last_hidden_state,
+                &exp["masked.last_hidden_state"],
+                TOL,
+            );
+        }
+    }
+}
+
+#[test]
+fn rope_tables_alone() {
+    let exp = load_expected("dinov3/rope.safetensors");
+    let cases = [
+        (8, 100.0, (3, 5)),
+        (16, 100.0, (4, 7)),
+        (16, 50.0, (6, 6)),
+        (16, 1000.0, (1, 6)),
+        (64, 100.0, (7, 9)),
+        (128, 100.0, (2, 3)),
+    ];
+    let device = candle::Device::Cpu;
+    for (hd, theta, (h, w)) in cases {
+        let key = format!("hd{hd}_theta{theta}_{h}x{w}");
+        let inv = dinoreg::model::rope::inv_freq(hd, theta);
+        let inv = Tensor::new(inv.as_slice(), &device).unwrap();
+        assert_close(
+            &format!("{key} inv_freq"),
+            &inv,
+            &exp[&format!("{key}.inv_freq")],
+            1e-6,
+        );
+        let coords: Vec<f32> = dinoreg::model::rope::patch_coords(h, w)
+            .into_iter()
+            .flatten()
+            .collect();
+        let coords = Tensor::from_vec(coords, (h * w, 2), &device).unwrap();
+        assert_close(
+            &format!("{key} coords"),
+            &coords,
+            &exp[&format!("{key}.coords")],
+            0.0,
+        );
+        let rope = dinoreg::model::Rope::new(hd, theta, &device, candle::DType::F32).unwrap();
+        let table = rope.table((h, w)).unwrap();
+        assert_close(
+            &format!("{key} cos"),
+            table.cos(),
+            &exp[&format!("{key}.cos")],
+            1e-6,
+        );
+        assert_close(
+            &format!("{key} sin"),
+            table.sin(),
+            &exp[&format!("{key}.sin")],
+            1e-6,
+        );
+    }
+    // The model's own table for the 3x5 grid of `small`.
+    let model = load("reg4", true);
+    let exp = expected("reg4");
+    let table = model.rope_table((3, 5)).unwrap();
+    assert_close("model cos", table.cos(), &exp["small.rope.cos"], 1e-6);
+    assert_close("model sin", table.sin(), &exp["small.rope.sin"], 1e-6);
+}
+
+/// The backbone of `case` with the stage options of `config` (a `config.json` of the same model).
+fn backbone(config: &str, weights: &str, fused: bool) -> (Backbone<Dinov3Model>, bool) {
+    let model = Dinov3Model::load(
+        fixture(config),
+        &[fixture(weights)],
+        &LoadOptions::default().with_fused_kernels(fused),
+    )
+    .unwrap();
+    let cls = model.config().return_class_token;
+    (
+        Backbone::new(model, &BackboneOptions::default()).unwrap(),
+        cls,
+    )
+}
+
+#[test]
+fn backbone_every_option() {
+    let exp = expected("reg4");
+    let combos: [(&str, &[&str]); 7] = [
+        ("default", &["small", "wide", "tall"]),
+        ("stem_neg", &["small"]),
+        ("features", &["small"]),
+        ("no_norm", &["small"]),
+        ("no_reshape", &["small"]),
+        ("raw", &["small"]),
+        ("cls", &["small"]),
+    ];
+    for (path, fused) in PATHS {
+        for (combo, inputs) in combos {
+            let (bb, cls) = backbone(
+                &format!("dinov3/reg4/backbone/{combo}.json"),
+                "dinov3/reg4/model.safetensors",
+                fused,
+            );
+            for input in inputs {
+                let out = bb
+                    .forward_with(
+                        &exp[&format!("{input}.pixel_values")],
+                        &BackboneForwardOptions::default().with_class_token(cls),
+                    )
+                    .unwrap();
+                let prefix = format!("backbone.{combo}.{input}");
+                let n = exp.keys().filter(|k| {
+                    k.strip_prefix(&format!("{prefix}."))
+                        .is_some_and(|r| r.parse::<usize>().is_ok())
+                });
+                assert_eq!(out.feature_maps.len(), n.count(), "{path} {prefix}");
+                for (j, map) in out.feature_maps.iter().enumerate() {
+                    let key = format!("{prefix}.{j}");
+                    assert_close(&format!("{path} {key}"), map, &exp[&key], TOL);
+                }
+                if cls {
+                    for (j, t) in out.cls_tokens.unwrap().iter().enumerate() {
+                        let key = format!("{prefix}.cls_tokens.{j}");
+                        assert_close(&format!("{path} {key}"), t, &exp[&key], TOL);
+                    }
+                }
+            }
+        }
+        for case in ["reg0", "gated", "nobias"] {
+            let exp = expected(case);
+            let model = load(case, fused);
+            let px = &exp["small.pixel_values"];
+            let default = Backbone::new(&model, &BackboneOptions::default()).unwrap();
+            let maps = default.forward(px).unwrap().feature_maps;
+            assert_close(
+                &format!("{path} {case} default"),
+                &maps[0],
+                &exp["backbone.default.small.0"],
+                TOL,
+            );
+            let stem_neg = Backbone::new(
+                &model,
+                &BackboneOptions::default().with_out_indices(vec![0, -2, -1]),
+            )
+            .unwrap();
+            for (j, map) in stem_neg
+                .forward(px)
+                .unwrap()
+                .feature_maps
+                .iter()
+                .enumerate()
+            {
+                let key = format!("backbone.stem_neg.small.{j}");
+                assert_close(&format!("{path} {case} {key}"), map, &exp[&key], TOL);
+            }
+        }
+    }
+}
+
+#[test]
+fn nested_backbone_config() {
+    let exp = load_expected("dinov3/nested/expected.safetensors");
+    for (path, fused) in PATHS {
+        let (bb, _) = backbone(
+            "dinov3/nested/config.json",
+            "dinov3/reg4/model.safetensors",
+            fused,
+        );
+        assert_eq!(bb.out_features(), ["stage1", "stage2", "stage3"]);
+        let maps = bb.forward(&exp["small.pixel_values"]).unwrap().feature_maps;
+        assert_eq!(maps.len(), 3);
+        for (j, map) in maps.iter().enumerate() {
+            let key = format!("backbone.small.{j}");
+            assert_close(&format!("{path} nested {key}"), map, &exp[&key], TOL);
+        }
+    }
+    // The training-only augmentations are parsed (and ignored).
+    let c = Dinov3Config::from_file(fixture("dinov3/nested/config.json")).unwrap();
+    assert_eq!(
+        (
+            c.pos_embed_shift,
+            c.pos_embed_jitter,
+            c.pos_embed_rescale,
+            c.patch_size
+        ),
+        (Some(0.1), Some(1.2), Some(1.5), 4)
+    );
 }

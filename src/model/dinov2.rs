@@ -83,7 +83,7 @@ impl Dinov2Model {
             return Err(Error::Config {
                 path: PathBuf::from("<config>"),
                 reason: format!(
-                    "the config is a DINOv2 config but the checkpoint {} holds a {:?} backbone",
+                    "the config is a DINOv2 config but the checkpoint {} holds a {} backbone",
                     weights.store.source_name(),
                     weights.family
                 ),

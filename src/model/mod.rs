@@ -20,7 +20,7 @@ pub(crate) mod layers;
 mod load;
 mod pos_embed;
 mod pretrained;
-mod rope;
+pub mod rope;
 mod vit;
 pub mod weights;
 

@@ -22,7 +22,7 @@ use crate::model::load::LoadOptions;
 use crate::model::vit::{EncodeRequest, Encoded, Family, Vit, VitInfo};
 use crate::model::weights::{infer_config, open_backbone};
 use crate::preprocess::{ImageProcessor, ProcessorConfig};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The configuration of a backbone of either generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,18 +157,26 @@ impl ModelSource {
     /// fine-tuned backbone stored beside a head).
     pub fn load_from(&self, weights: &[impl AsRef<Path>], opts: &LoadOptions) -> Result<DinoModel> {
         let weights = open_backbone(weights)?;
-        match &self.config {
-            ModelConfig::Dinov2(c) => Ok(DinoModel::Dinov2(Dinov2Model::from_weights(
-                c.clone(),
-                &weights,
-                opts,
-            )?)),
-            ModelConfig::Dinov3(c) => Ok(DinoModel::Dinov3(Dinov3Model::from_weights(
-                c.clone(),
-                &weights,
-                opts,
-            )?)),
-        }
+        let model = match &self.config {
+            ModelConfig::Dinov2(c) => {
+                Dinov2Model::from_weights(c.clone(), &weights, opts).map(DinoModel::Dinov2)
+            }
+            ModelConfig::Dinov3(c) => {
+                Dinov3Model::from_weights(c.clone(), &weights, opts).map(DinoModel::Dinov3)
+            }
+        };
+        model.map_err(|e| naming_config(e, &self.files.config))
+    }
+}
+
+/// `e` with a config error about an in-memory config (`<config>`) attributed to the file `path`.
+pub(crate) fn naming_config(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Config { path: p, reason } if p.as_os_str() == "<config>" => Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
     }
 }
 

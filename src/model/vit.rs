@@ -51,6 +51,16 @@ pub enum Family {
     Other,
 }
 
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::Dinov2 => "DINOv2",
+            Family::Dinov3 => "DINOv3",
+            Family::Other => "non-DINO",
+        })
+    }
+}
+
 /// The architecture facts of a backbone that heads, the HF backbone and pipelines need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

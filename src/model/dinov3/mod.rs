@@ -32,7 +32,7 @@ use crate::model::config::Dinov3Config;
 use crate::model::encoder::{vit_via_encoder, Encoder, EncoderParts};
 use crate::model::layers::LayerNorm;
 use crate::model::load::LoadOptions;
-use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
+use crate::model::pretrained::{naming_config, DinoModel, ModelSource, Pretrained};
 use crate::model::rope::{Rope, RopeTable};
 use crate::model::vit::{Family, VitInfo};
 use crate::model::weights::{open_backbone, BackboneWeights};
@@ -67,9 +67,10 @@ impl Dinov3Model {
         weights: &[impl AsRef<Path>],
         opts: &LoadOptions,
     ) -> Result<Self> {
-        let config = Dinov3Config::from_file(config)?;
+        let path = config.as_ref();
+        let config = Dinov3Config::from_file(path)?;
         let weights = open_backbone(weights)?;
-        Self::from_weights(config, &weights, opts)
+        Self::from_weights(config, &weights, opts).map_err(|e| naming_config(e, path))
     }
 
     /// Loads a DINOv3 model from a Hub id (downloaded once into the Hugging Face cache; the
@@ -113,7 +114,7 @@ impl Dinov3Model {
             return Err(Error::Config {
                 path: PathBuf::from("<config>"),
                 reason: format!(
-                    "the config is a DINOv3 config (dinov3_vit) but the checkpoint {} holds a {:?} backbone",
+                    "the config is a DINOv3 config (dinov3_vit) but the checkpoint {} holds a {} backbone",
                     weights.store.source_name(),
                     weights.family
                 ),
