@@ -1,7 +1,8 @@
 //! `dinoreg bench`: times the encoder's forward pass (`last_hidden_state` and `pooler_output`, as
-//! HF's `model(pixel_values)`). `--model` is a preset (`small`, `base`, `large`, `giant`: random
-//! weights of that architecture, built in memory from a seeded generator, no download), a local
-//! model folder or a Hub id. Runs `--warmup` passes, then `--iters` timed ones, prints each, the
+//! HF's `model(pixel_values)`). `--model` is a preset (DINOv2's `small`, `base`, `large`, `giant`;
+//! DINOv3's `dinov3-small`, `dinov3-small-plus`, `dinov3-base`, `dinov3-large`: random weights of
+//! that architecture, built in memory from a seeded generator, no download), a local model folder
+//! of either generation or a Hub id. Runs `--warmup` passes, then `--iters` timed ones, prints each, the
 //! statistics, the achieved GFLOP/s and the peak RSS (`VmHWM`); the last line is JSON
 //! `{"median_ms": …, "min_ms": …, "peak_rss_mb": …, …}` for scripts.
 
@@ -13,16 +14,19 @@ use candle::{Device, Tensor};
 use dinoreg::heads::TensorStore;
 use dinoreg::model::weights::find_backbone;
 use dinoreg::profile;
-use dinoreg::Vit;
-use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions};
+use dinoreg::{
+    DinoModel, Dinov2Config, Dinov2Model, Dinov3Model, LoadOptions, ModelConfig, Vit, VitInfo,
+};
 
-use super::common::{device, ModelArgs, ModelSource};
+use super::bench_dinov3;
+use super::common::device;
 
 /// Arguments of `dinoreg bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `small`, `base`, `large` or `giant` (random weights of that architecture, no download), a
-    /// local model folder or a Hub id.
+    /// `small`, `base`, `large`, `giant` (DINOv2) or `dinov3-small`, `dinov3-small-plus`,
+    /// `dinov3-base`, `dinov3-large` (random weights of that architecture, no download), a local
+    /// model folder of either generation or a Hub id.
     #[arg(long, short = 'm')]
     model: String,
     /// Input size `HxW` in pixels (or one number for a square).
@@ -79,10 +83,11 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
     let (height, width) = parse_size(&args.size)?;
     let start = Instant::now();
     let model = load_model(args)?;
-    let cfg = model.config().clone();
+    let cfg = model.info().clone();
     println!(
-        "model {} (D {}, {} layers, {} heads, {} registers) loaded in {:.2} s; {} thread(s), {:?}, {:?}{}",
+        "model {} ({}, D {}, {} layers, {} heads, {} registers) loaded in {:.2} s; {} thread(s), {:?}, {:?}{}",
         args.model,
+        cfg.family,
         cfg.hidden_size,
         cfg.num_hidden_layers,
         cfg.num_attention_heads,
@@ -101,7 +106,13 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
         &Device::Cpu,
     )?
     .to_device(model.device())?;
-    let flops = forward_flops(&cfg, args.batch, height, width);
+    let ffn = match model.config() {
+        ModelConfig::Dinov2(c) if c.use_swiglu_ffn => 3.0 * c.swiglu_hidden_size() as f64,
+        ModelConfig::Dinov2(c) => 2.0 * c.mlp_hidden_size() as f64,
+        ModelConfig::Dinov3(c) => bench_dinov3::ffn_width(&c),
+        _ => bail!("bench does not know this model's feed-forward network"),
+    };
+    let flops = forward_flops(&cfg, ffn, args.batch, height, width);
     println!(
         "input {}x{}x{}x{}, {:.2} GFLOP per pass",
         args.batch,
@@ -194,28 +205,31 @@ fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
     }
 }
 
-fn load_model(args: &Args) -> anyhow::Result<Dinov2Model> {
-    let load = LoadOptions::default().with_fused_kernels(!args.generic);
+fn load_model(args: &Args) -> anyhow::Result<DinoModel> {
+    let load = LoadOptions::default()
+        .with_fused_kernels(!args.generic)
+        .with_device(device(args.device.as_deref())?);
     if let Ok(cfg) = Dinov2Config::preset_by_name(&args.model) {
-        let load = load.with_device(device(args.device.as_deref())?);
         let store = TensorStore::from_map(
             format!("<random {}>", args.model),
             random_weights(&cfg, args.seed)?,
         );
         let weights = find_backbone(store)?;
-        return Ok(Dinov2Model::from_weights(cfg, &weights, &load)?);
+        return Ok(Dinov2Model::from_weights(cfg, &weights, &load)?.into());
     }
-    let source = ModelSource::resolve(&ModelArgs {
-        model: args.model.clone(),
-        device: args.device.clone(),
-    })?;
-    let weights = dinoreg::model::weights::open_backbone(&source.files.weights)?;
-    let load = load.with_device(source.load.device.clone());
-    Ok(Dinov2Model::from_weights(
-        source.config.clone(),
-        &weights,
-        &load,
-    )?)
+    if let Some(cfg) = bench_dinov3::preset(&args.model) {
+        let mut rng = SplitMix(args.seed);
+        let mut map = HashMap::new();
+        bench_dinov3::random_weights(&cfg, &mut |name, shape, mean, std| {
+            let v = rng.uniforms(shape.iter().product(), mean, std);
+            map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu)?);
+            Ok(())
+        })?;
+        let store = TensorStore::from_map(format!("<random {}>", args.model), map);
+        let weights = find_backbone(store)?;
+        return Ok(Dinov3Model::from_weights(cfg, &weights, &load)?.into());
+    }
+    Ok(dinoreg::ModelSource::resolve(&args.model)?.load(&load)?)
 }
 
 /// Random HF-layout backbone weights for `cfg`, uniform with these means and standard deviations
@@ -299,17 +313,13 @@ fn linear(
 }
 
 /// Multiply-adds ×2 of one forward pass: patch embedding, q/k/v, scores, values, output
-/// projection and the feed-forward network of every block.
-fn forward_flops(cfg: &Dinov2Config, batch: usize, height: usize, width: usize) -> f64 {
+/// projection and the feed-forward network of every block, whose matmuls are `ffn` wide per
+/// token (`2h` for an MLP, `3h` gated).
+fn forward_flops(cfg: &VitInfo, ffn: f64, batch: usize, height: usize, width: usize) -> f64 {
     let p = cfg.patch_size;
     let patches = (height / p) * (width / p);
     let t = (1 + cfg.num_register_tokens + patches) as f64;
     let (b, d) = (batch as f64, cfg.hidden_size as f64);
-    let ffn = if cfg.use_swiglu_ffn {
-        3.0 * cfg.swiglu_hidden_size() as f64
-    } else {
-        2.0 * cfg.mlp_hidden_size() as f64
-    };
     let per_block = 2.0 * b * t * (4.0 * d * d + d * ffn) + 4.0 * b * t * t * d;
     let embed = 2.0 * b * patches as f64 * (cfg.num_channels * p * p) as f64 * d;
     embed + cfg.num_hidden_layers as f64 * per_block

@@ -7,6 +7,7 @@ pub mod common;
 
 mod attention;
 mod bench;
+mod bench_dinov3;
 mod classify;
 mod corloc;
 mod depth;
