@@ -2,8 +2,10 @@
 //!
 //! DINOv2 with registers (Darcet et al., "Vision Transformers Need Registers") as a dense-prediction
 //! backbone on candle, with the numbers of HF transformers' `Dinov2WithRegistersModel`,
-//! `Dinov2WithRegistersForImageClassification` and `Dinov2WithRegistersBackbone`, and pluggable heads
-//! ([`heads`]) for segmentation, depth and unsupervised object discovery.
+//! `Dinov2WithRegistersForImageClassification` and `Dinov2WithRegistersBackbone`, and of its
+//! successor's `DINOv3ViTModel` and `DINOv3ViTBackbone` ([`Dinov3Model`], [`DinoModel`] loads
+//! either), and pluggable heads ([`heads`]) for segmentation, depth and unsupervised object
+//! discovery.
 
 #![warn(missing_docs)]
 

@@ -268,6 +268,9 @@ fn from_pretrained_picks_the_generation() {
     assert!(e.to_string().contains("not a DINOv2 model"), "{e}");
 }
 
+/// An edit of a config's JSON.
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
 /// reg4's config.json with `edit` applied, written to `dir`.
 fn edited_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
     let mut v: serde_json::Value =
@@ -293,7 +296,7 @@ fn load_error(weights: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Strin
 #[test]
 fn config_and_weights_that_do_not_belong_together() {
     let reg4 = "dinov3/reg4/model.safetensors";
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "DINOv2 weights",
             Box::new(|_| {}),
@@ -363,8 +366,7 @@ fn config_and_weights_that_do_not_belong_together() {
     // The .pth's RoPE periods contradict another head count or θ.
     for (edit, needle) in [
         (
-            Box::new(|v: &mut serde_json::Value| v["num_attention_heads"] = 2.into())
-                as Box<dyn FnOnce(&mut serde_json::Value)>,
+            Box::new(|v: &mut serde_json::Value| v["num_attention_heads"] = 2.into()) as Edit,
             "head width of 8",
         ),
         (

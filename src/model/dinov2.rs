@@ -1,7 +1,7 @@
 //! The DINOv2-with-registers model: HF `Dinov2WithRegistersModel` (and `Dinov2Model`), and its
 //! loader from HF's checkpoint names. Embeddings (learned position table, resized per input) → L
 //! pre-norm blocks → final LayerNorm on every token; `pooler_output` is the normed CLS. The pass
-//! itself is the shared [`Encoder`](crate::model::encoder).
+//! itself is the shared `Encoder` (`model/encoder.rs`).
 //!
 //! Shapes: pixels `(B, C, H, W)`; `last_hidden_state` `(B, 1 + R + h·w, D)`; `pooler_output`
 //! `(B, D)`; `hidden_states` L+1 tensors `(B, 1 + R + h·w, D)` before the final norm (index 0 is the
@@ -16,9 +16,7 @@ use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov2Config;
 use crate::model::embeddings::Embeddings;
 use crate::model::encoder::{vit_via_encoder, Encoder, EncoderParts, TokenEmbedding};
-use crate::model::layers::{
-    Attention, AttentionWeights, Block, BlockParts, FeedForward, LayerNorm, Linear,
-};
+use crate::model::layers::{Attention, AttentionWeights, Block, FeedForward, LayerNorm, Linear};
 use crate::model::load::LoadOptions;
 use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
 use crate::model::vit::{Family, VitInfo};
@@ -58,19 +56,10 @@ impl Dinov2Model {
     /// # }
     /// ```
     pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
-        let source = ModelSource::resolve(source)?;
-        #[allow(unreachable_patterns)]
-        match source.load(opts)? {
-            DinoModel::Dinov2(model) => Ok(Pretrained {
-                model,
-                processor: source.processor,
-                files: source.files,
-            }),
-            _ => Err(Error::Config {
-                path: source.files.config.clone(),
-                reason: "not a DINOv2 model; load it with DinoModel::from_pretrained".into(),
-            }),
-        }
+        ModelSource::resolve(source)?.load_as(opts, "DINOv2", |m| match m {
+            DinoModel::Dinov2(model) => Some(model),
+            _ => None,
+        })
     }
 
     /// Builds the model from a config and an opened checkpoint.
@@ -79,20 +68,7 @@ impl Dinov2Model {
         weights: &BackboneWeights,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        if weights.family != Family::Dinov2 {
-            return Err(Error::Config {
-                path: PathBuf::from("<config>"),
-                reason: format!(
-                    "the config is a DINOv2 config but the checkpoint {} holds a {} backbone",
-                    weights.store.source_name(),
-                    weights.family
-                ),
-            });
-        }
-        let scope = weights
-            .store
-            .scope(&weights.prefix, &opts.device)
-            .with_dtype(opts.dtype);
+        let scope = weights.scope_for(Family::Dinov2, opts)?;
         Self::build(config, &scope, opts.fused_kernels)
     }
 
@@ -215,12 +191,5 @@ fn load_block(scope: &Scope<'_>, cfg: &Dinov2Config) -> Result<Block> {
         let h = cfg.mlp_hidden_size();
         FeedForward::mlp(linear("fc1", d, h)?, linear("fc2", h, d)?, cfg.hidden_act)?
     };
-    Block::new(BlockParts {
-        norm1: LayerNorm::load(&scope.pp("norm1"), d, eps)?,
-        attention,
-        layer_scale1: scope.pp("layer_scale1").get("lambda1", &[d])?,
-        norm2: LayerNorm::load(&scope.pp("norm2"), d, eps)?,
-        ffn,
-        layer_scale2: scope.pp("layer_scale2").get("lambda1", &[d])?,
-    })
+    Block::load(scope, d, eps, attention, ffn)
 }

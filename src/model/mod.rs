@@ -1,10 +1,13 @@
-//! The backbone: HF `Dinov2WithRegistersModel` (and `Dinov2Model`), its configuration, checkpoint
-//! layouts, layers and fused CPU kernels, the backbone trait [`Vit`], HF's `Backbone` stage
-//! selection, the typed intermediates API, `from_pretrained` and the image-classification head.
+//! The backbone of both generations: HF `Dinov2WithRegistersModel` (and `Dinov2Model`) and
+//! `DINOv3ViTModel`, their configurations, checkpoint layouts, the shared layers, encoder and fused
+//! CPU kernels, the backbone trait [`Vit`], HF's `Backbone` stage selection, the typed intermediates
+//! API, `from_pretrained` and the image-classification head.
 //!
-//! Data flows downward: [`config`] and [`weights`] describe a checkpoint; `embeddings`, `pos_embed`,
-//! `layers` and `kernels` build the encoder ([`Dinov2Model`]), which implements [`Vit`]; the HF
-//! [`Backbone`], the intermediates API, [`DinoModel`] / [`Pretrained`] and
+//! Data flows downward: [`config`] and [`weights`] describe a checkpoint; `layers` and `kernels`
+//! are written once; `embeddings` + `pos_embed` (DINOv2's learned, resized position table) and
+//! [`dinov3`] (DINOv3's embeddings, checkpoint names and original layout) + [`rope`] feed the
+//! shared `encoder`, which [`Dinov2Model`] and [`Dinov3Model`] wrap and which implements [`Vit`];
+//! the HF [`Backbone`], the intermediates API, [`DinoModel`] / [`Pretrained`] and
 //! [`Dinov2ForImageClassification`] sit on top of it.
 
 mod backbone;

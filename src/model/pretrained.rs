@@ -153,6 +153,30 @@ impl ModelSource {
         self.load_from(&self.files.weights, opts)
     }
 
+    /// Loads the backbone as the generation-specific type `pick` takes out of a [`DinoModel`]
+    /// (`generation` names it in the error when the source holds the other one), with the source's
+    /// processor and files.
+    pub(crate) fn load_as<M>(
+        self,
+        opts: &LoadOptions,
+        generation: &str,
+        pick: impl FnOnce(DinoModel) -> Option<M>,
+    ) -> Result<Pretrained<M>> {
+        match pick(self.load(opts)?) {
+            Some(model) => Ok(Pretrained {
+                model,
+                processor: self.processor,
+                files: self.files,
+            }),
+            None => Err(Error::Config {
+                path: self.files.config,
+                reason: format!(
+                    "not a {generation} model; load it with DinoModel::from_pretrained"
+                ),
+            }),
+        }
+    }
+
     /// Loads the backbone with this source's config from other weight files (for example a
     /// fine-tuned backbone stored beside a head).
     pub fn load_from(&self, weights: &[impl AsRef<Path>], opts: &LoadOptions) -> Result<DinoModel> {

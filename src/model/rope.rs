@@ -14,7 +14,7 @@
 //!
 //! Shapes: a table is `(h·w, head_dim)`; the generic path rotates q, k `(B, H, T, head_dim)`; the
 //! fused path rotates the rows of the `(B·T, 3D)` q/k/v projection in place
-//! ([`crate::model::kernels::rope`]). Tables are cached per grid.
+//! (`model/kernels/rope.rs`). Tables are cached per grid.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

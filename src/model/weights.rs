@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
-use dinoreg_heads::TensorStore;
+use dinoreg_heads::{Scope, TensorStore};
 
+use crate::model::load::LoadOptions;
 use crate::model::vit::Family;
 use crate::{Error, Result};
 
@@ -101,6 +102,27 @@ pub struct BackboneWeights {
     pub family: Family,
 }
 
+impl BackboneWeights {
+    /// A scope over the backbone's tensors on the device and in the dtype of `opts`, or an error
+    /// when the checkpoint holds another generation than `family` (the config's).
+    pub fn scope_for(&self, family: Family, opts: &LoadOptions) -> Result<Scope<'_>> {
+        if self.family != family {
+            return Err(Error::Config {
+                path: PathBuf::from("<config>"),
+                reason: format!(
+                    "the config is a {family} config but the checkpoint {} holds a {} backbone",
+                    self.store.source_name(),
+                    self.family
+                ),
+            });
+        }
+        Ok(self
+            .store
+            .scope(&self.prefix, &opts.device)
+            .with_dtype(opts.dtype))
+    }
+}
+
 /// Opens a checkpoint (one file, or the shards of one safetensors checkpoint) and finds the backbone
 /// in it.
 pub fn open_backbone(files: &[impl AsRef<Path>]) -> Result<BackboneWeights> {
@@ -121,7 +143,7 @@ pub fn find_backbone(store: TensorStore) -> Result<BackboneWeights> {
         dinoreg_heads::Error::Checkpoint {
             path: PathBuf::from(store.source_name()),
             reason: format!(
-                "no DINOv2 or DINOv3 backbone found: expected a tensor `{HF_MARKER}` (DINOv2, HF layout), `{HF_DINOV3_MARKER}` (DINOv3, HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
+                "no DINOv2 backbone found (nor a DINOv3 one): expected a tensor `{HF_MARKER}` (DINOv2, HF layout), `{HF_DINOV3_MARKER}` (DINOv3, HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
             ),
         }
     })?;
@@ -132,18 +154,18 @@ pub fn find_backbone(store: TensorStore) -> Result<BackboneWeights> {
             layout,
             family,
         }),
-        (Layout::Original { prefix }, Family::Dinov3) => Ok(BackboneWeights {
-            store: crate::model::dinov3::rename_original(&store, prefix)?,
-            prefix: String::new(),
-            layout,
-            family,
-        }),
-        (Layout::Original { prefix }, _) => Ok(BackboneWeights {
-            store: rename_original(&store, prefix)?,
-            prefix: String::new(),
-            layout,
-            family,
-        }),
+        (Layout::Original { prefix }, _) => {
+            let names = match family {
+                Family::Dinov3 => &crate::model::dinov3::ORIGINAL_NAMES,
+                _ => &DINOV2_ORIGINAL,
+            };
+            Ok(BackboneWeights {
+                store: rename_original(&store, prefix, names)?,
+                prefix: String::new(),
+                layout,
+                family,
+            })
+        }
     }
 }
 
@@ -179,16 +201,50 @@ fn detect_layout(store: &TensorStore) -> Option<(Layout, Family)> {
         })
 }
 
-/// Renames an original-layout backbone under `prefix` to HF names (in memory, in the checkpoint's
-/// dtype), splitting `blocks.N.attn.qkv` into query (rows 0..D), key (D..2D) and value (2D..3D).
-fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
+/// How an original facebookresearch layout maps onto HF's names: tensors renamed one to one at the
+/// top level and inside `blocks.N.`, and the fused `blocks.N.attn.qkv` split into three.
+#[derive(Debug)]
+pub(crate) struct OriginalNames {
+    /// Original name → HF name, for the whole-model tensors.
+    pub top_level: &'static [(&'static str, &'static str)],
+    /// Original name → HF name inside `blocks.N.`.
+    pub block: &'static [(&'static str, &'static str)],
+    /// HF's prefix of block N, before the index: `encoder.layer.` or `layer.`.
+    pub layer: &'static str,
+    /// HF's names of the q, k and v projections inside a block.
+    pub qkv: [&'static str; 3],
+    /// Drop a q/k/v bias that is all zeros (DINOv3's masked k bias: HF's model has none).
+    pub drop_zero_qkv_bias: bool,
+    /// Appended to the checkpoint's name in error messages.
+    pub label: &'static str,
+}
+
+/// DINOv2's original layout.
+const DINOV2_ORIGINAL: OriginalNames = OriginalNames {
+    top_level: TOP_LEVEL_RENAMES,
+    block: BLOCK_RENAMES,
+    layer: "encoder.layer.",
+    qkv: [
+        "attention.attention.query",
+        "attention.attention.key",
+        "attention.attention.value",
+    ],
+    drop_zero_qkv_bias: false,
+    label: "facebookresearch layout",
+};
+
+/// Renames an original-layout backbone under `prefix` to HF names (in memory, f32), splitting
+/// `blocks.N.attn.qkv` into q (rows 0..D), k (D..2D) and v (2D..3D); a fused bias is multiplied by
+/// `blocks.N.attn.qkv.bias_mask` when the checkpoint has one (DINOv3's masked k bias).
+pub(crate) fn rename_original(
+    store: &TensorStore,
+    prefix: &str,
+    names: &OriginalNames,
+) -> Result<TensorStore> {
     let dev = Device::Cpu;
     let mut out: HashMap<String, Tensor> = HashMap::new();
-    let load = |name: &str| -> Result<Tensor> {
-        let dtype = DType::F32;
-        Ok(store.get_any(name, dtype, &dev)?)
-    };
-    for (from, to) in TOP_LEVEL_RENAMES {
+    let load = |name: &str| -> Result<Tensor> { Ok(store.get_any(name, DType::F32, &dev)?) };
+    for (from, to) in names.top_level {
         let name = format!("{prefix}{from}");
         if store.contains(&name) {
             out.insert(to.to_string(), load(&name)?);
@@ -196,18 +252,18 @@ fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
     }
     let block_prefix = format!("{prefix}blocks.");
     for name in store.names() {
-        let Some(rest) = name.strip_prefix(&block_prefix) else {
-            continue;
-        };
-        let Some((index, suffix)) = rest.split_once('.') else {
+        let Some((index, suffix)) = name
+            .strip_prefix(&block_prefix)
+            .and_then(|rest| rest.split_once('.'))
+        else {
             continue;
         };
         let Ok(index) = index.parse::<usize>() else {
             continue;
         };
-        let target = format!("encoder.layer.{index}.");
-        if let Some(kind) = suffix.strip_prefix("attn.qkv.") {
-            let fused = load(&name)?;
+        let target = format!("{}{index}.", names.layer);
+        if let Some(kind @ ("weight" | "bias")) = suffix.strip_prefix("attn.qkv.") {
+            let mut fused = load(&name)?;
             let rows = fused.dim(0)?;
             if rows % 3 != 0 {
                 return Err(dinoreg_heads::Error::TensorShape {
@@ -218,19 +274,25 @@ fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
                 }
                 .into());
             }
-            let d = rows / 3;
-            for (i, part) in ["query", "key", "value"].iter().enumerate() {
-                out.insert(
-                    format!("{target}attention.attention.{part}.{kind}"),
-                    fused.narrow(0, i * d, d)?.contiguous()?,
-                );
+            let mask = format!("{name}_mask");
+            if kind == "bias" && store.contains(&mask) {
+                fused = (fused * load(&mask)?)?;
             }
-        } else if let Some((_, to)) = BLOCK_RENAMES.iter().find(|(from, _)| *from == suffix) {
+            let d = rows / 3;
+            for (i, part) in names.qkv.iter().enumerate() {
+                let t = fused.narrow(0, i * d, d)?.contiguous()?;
+                let zero = || -> Result<bool> { Ok(t.abs()?.max(0)?.to_scalar::<f32>()? == 0.0) };
+                if kind == "bias" && names.drop_zero_qkv_bias && zero()? {
+                    continue;
+                }
+                out.insert(format!("{target}{part}.{kind}"), t);
+            }
+        } else if let Some((_, to)) = names.block.iter().find(|(from, _)| *from == suffix) {
             out.insert(format!("{target}{to}"), load(&name)?);
         }
     }
     Ok(TensorStore::from_map(
-        format!("{} (facebookresearch layout)", store.source_name()),
+        format!("{} ({})", store.source_name(), names.label),
         out,
     ))
 }

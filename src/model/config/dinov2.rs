@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    config_error, find_backbone_config, parse_json, read_json, stage_names, Generation, HiddenAct,
+    config_error, find_backbone_config, parse_json, read_json, stage_names, CommonChecks,
+    Generation, HiddenAct,
 };
 use crate::{Error, Result};
 
@@ -173,28 +174,24 @@ impl Dinov2Config {
     /// Checks the config for internal consistency.
     pub fn validate(&self) -> Result<()> {
         let p = Path::new("<config>");
-        let positive = [
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("patch_size", self.patch_size),
-            ("image_size", self.image_size),
-            ("num_channels", self.num_channels),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(config_error(p, format!("{name} must be at least 1, got 0")));
-            }
+        CommonChecks {
+            positive: &[
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("patch_size", self.patch_size),
+                ("image_size", self.image_size),
+                ("num_channels", self.num_channels),
+            ],
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            layer_norm_eps: self.layer_norm_eps,
+            stage_names: self.stage_names.as_deref(),
+            out_features: self.out_features.as_deref(),
+            out_indices: self.out_indices.as_deref(),
         }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(config_error(
-                p,
-                format!(
-                    "hidden_size {} is not divisible by num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        .run()?;
         if self.image_size < self.patch_size {
             return Err(config_error(
                 p,
@@ -210,33 +207,6 @@ impl Dinov2Config {
                 format!("mlp_ratio must be positive, got {}", self.mlp_ratio),
             ));
         }
-        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
-            return Err(config_error(
-                p,
-                format!(
-                    "layer_norm_eps must be positive, got {}",
-                    self.layer_norm_eps
-                ),
-            ));
-        }
-        if let Some(names) = &self.stage_names {
-            let expected = self.derived_stage_names();
-            if *names != expected {
-                return Err(config_error(
-                    p,
-                    format!(
-                        "stage_names {names:?} do not match num_hidden_layers {} (expected {expected:?})",
-                        self.num_hidden_layers
-                    ),
-                ));
-            }
-        }
-        crate::model::backbone::align_out_stages(
-            &self.derived_stage_names(),
-            self.out_features.as_deref(),
-            self.out_indices.as_deref(),
-        )
-        .map_err(|e| config_error(p, e.to_string()))?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     config_error, find_backbone_config, parse_json, read_json, square_size, stage_names,
-    Generation, HiddenAct,
+    CommonChecks, Generation, HiddenAct,
 };
 use crate::{Error, Result};
 
@@ -210,28 +210,24 @@ impl Dinov3Config {
                 ),
             ));
         }
-        let positive = [
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("patch_size", self.patch_size),
-            ("num_channels", self.num_channels),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(config_error(p, format!("{name} must be at least 1, got 0")));
-            }
+        CommonChecks {
+            positive: &[
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("patch_size", self.patch_size),
+                ("num_channels", self.num_channels),
+            ],
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            layer_norm_eps: self.layer_norm_eps,
+            stage_names: self.stage_names.as_deref(),
+            out_features: self.out_features.as_deref(),
+            out_indices: self.out_indices.as_deref(),
         }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(config_error(
-                p,
-                format!(
-                    "hidden_size {} is not divisible by num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        .run()?;
         if !self.head_dim().is_multiple_of(4) {
             return Err(config_error(
                 p,
@@ -241,35 +237,15 @@ impl Dinov3Config {
                 ),
             ));
         }
-        for (name, v) in [
-            ("rope_theta", self.rope_theta),
-            ("layer_norm_eps", self.layer_norm_eps),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(config_error(
-                    p,
-                    format!("{name} must be positive and finite, got {v}"),
-                ));
-            }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(config_error(
+                p,
+                format!(
+                    "rope_theta must be positive and finite, got {}",
+                    self.rope_theta
+                ),
+            ));
         }
-        if let Some(names) = &self.stage_names {
-            let expected = self.derived_stage_names();
-            if *names != expected {
-                return Err(config_error(
-                    p,
-                    format!(
-                        "stage_names {names:?} do not match num_hidden_layers {} (expected {expected:?})",
-                        self.num_hidden_layers
-                    ),
-                ));
-            }
-        }
-        crate::model::backbone::align_out_stages(
-            &self.derived_stage_names(),
-            self.out_features.as_deref(),
-            self.out_indices.as_deref(),
-        )
-        .map_err(|e| config_error(p, e.to_string()))?;
         Ok(())
     }
 

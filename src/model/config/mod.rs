@@ -105,6 +105,69 @@ pub(crate) fn find_backbone_config<'a>(
     }
 }
 
+/// The checks both generations' configs make the same way: sizes at least 1, the width divisible
+/// by the heads, a positive eps, stage names matching the depth, and HF's `out_features` /
+/// `out_indices` rules.
+pub(crate) struct CommonChecks<'a> {
+    /// `(field, value)` pairs that must be at least 1.
+    pub positive: &'a [(&'static str, usize)],
+    /// `hidden_size`.
+    pub hidden_size: usize,
+    /// `num_attention_heads`.
+    pub num_attention_heads: usize,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: usize,
+    /// `layer_norm_eps`.
+    pub layer_norm_eps: f64,
+    /// `stage_names`, when given.
+    pub stage_names: Option<&'a [String]>,
+    /// `out_features`.
+    pub out_features: Option<&'a [String]>,
+    /// `out_indices`.
+    pub out_indices: Option<&'a [i64]>,
+}
+
+impl CommonChecks<'_> {
+    /// Runs the checks; errors name the field and are attributed to `<config>`.
+    pub fn run(&self) -> Result<()> {
+        let p = Path::new("<config>");
+        for (name, v) in self.positive {
+            if *v == 0 {
+                return Err(config_error(p, format!("{name} must be at least 1, got 0")));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(config_error(
+                p,
+                format!(
+                    "hidden_size {} is not divisible by num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        let eps = self.layer_norm_eps;
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(config_error(
+                p,
+                format!("layer_norm_eps must be positive and finite, got {eps}"),
+            ));
+        }
+        let expected = stage_names(self.num_hidden_layers);
+        if let Some(names) = self.stage_names.filter(|n| *n != expected.as_slice()) {
+            return Err(config_error(
+                p,
+                format!(
+                    "stage_names {names:?} do not match num_hidden_layers {} (expected {expected:?})",
+                    self.num_hidden_layers
+                ),
+            ));
+        }
+        crate::model::backbone::align_out_stages(&expected, self.out_features, self.out_indices)
+            .map_err(|e| config_error(p, e.to_string()))?;
+        Ok(())
+    }
+}
+
 /// HF's stage names of an `L`-block model: `["stem", "stage1", …, "stageL"]`.
 pub fn stage_names(num_hidden_layers: usize) -> Vec<String> {
     std::iter::once("stem".to_string())

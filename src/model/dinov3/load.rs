@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use dinoreg_heads::Scope;
 
 use crate::model::config::Dinov3Config;
-use crate::model::layers::{
-    Attention, AttentionWeights, Block, BlockParts, FeedForward, LayerNorm, Linear,
-};
+use crate::model::layers::{Attention, AttentionWeights, Block, FeedForward, Linear};
 use crate::{Error, Result};
 
 /// Loads one block from `scope` (scoped to `layer.N.`).
@@ -50,12 +48,5 @@ pub(crate) fn load_block(scope: &Scope<'_>, cfg: &Dinov3Config) -> Result<Block>
     } else {
         FeedForward::mlp(up, down, cfg.hidden_act)?
     };
-    Block::new(BlockParts {
-        norm1: LayerNorm::load(&scope.pp("norm1"), d, eps)?,
-        attention,
-        layer_scale1: scope.pp("layer_scale1").get("lambda1", &[d])?,
-        norm2: LayerNorm::load(&scope.pp("norm2"), d, eps)?,
-        ffn,
-        layer_scale2: scope.pp("layer_scale2").get("lambda1", &[d])?,
-    })
+    Block::load(scope, d, eps, attention, ffn)
 }

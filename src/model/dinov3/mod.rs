@@ -2,7 +2,7 @@
 //! `DINOv3ViTBackbone`). Embeddings `[CLS, registers, patches]` without a position table → L
 //! pre-norm blocks whose attention rotates the q and k of the patch tokens with RoPE → final
 //! LayerNorm on every token; `pooler_output` is the normed CLS. The pass itself is the shared
-//! [`Encoder`](crate::model::encoder) (with the fused f32 CPU kernels), the layers the shared ones.
+//! `Encoder` (`model/encoder.rs`, with the fused f32 CPU kernels), the layers the shared ones.
 //!
 //! - `embeddings`: the token embedding;
 //! - `load`: the blocks from HF's checkpoint names;
@@ -25,7 +25,7 @@ use dinoreg_heads::{Scope, TensorStore};
 
 pub use embeddings::Dinov3Embeddings;
 pub use original::infer_config;
-pub(crate) use original::rename_original;
+pub(crate) use original::ORIGINAL_NAMES;
 
 use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov3Config;
@@ -89,18 +89,10 @@ impl Dinov3Model {
     /// # }
     /// ```
     pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
-        let source = ModelSource::resolve(source)?;
-        match source.load(opts)? {
-            DinoModel::Dinov3(model) => Ok(Pretrained {
-                model,
-                processor: source.processor,
-                files: source.files,
-            }),
-            _ => Err(Error::Config {
-                path: source.files.config.clone(),
-                reason: "not a DINOv3 model; load it with DinoModel::from_pretrained".into(),
-            }),
-        }
+        ModelSource::resolve(source)?.load_as(opts, "DINOv3", |m| match m {
+            DinoModel::Dinov3(model) => Some(model),
+            _ => None,
+        })
     }
 
     /// Builds the model from a config and an opened checkpoint (HF or original layout; an error
@@ -110,20 +102,7 @@ impl Dinov3Model {
         weights: &BackboneWeights,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        if weights.family != Family::Dinov3 {
-            return Err(Error::Config {
-                path: PathBuf::from("<config>"),
-                reason: format!(
-                    "the config is a DINOv3 config (dinov3_vit) but the checkpoint {} holds a {} backbone",
-                    weights.store.source_name(),
-                    weights.family
-                ),
-            });
-        }
-        let scope = weights
-            .store
-            .scope(&weights.prefix, &opts.device)
-            .with_dtype(opts.dtype);
+        let scope = weights.scope_for(Family::Dinov3, opts)?;
         check_rope_periods(&config, &scope)?;
         Self::build(config, &scope, opts.fused_kernels)
     }

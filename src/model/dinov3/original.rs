@@ -21,14 +21,11 @@
 //! `local_cls_norm.*` (7B and satellite checkpoints) is not used by HF's model and is ignored. The
 //! 7B checkpoint has no q/k/v bias at all.
 
-use std::collections::HashMap;
-
-use candle::{DType, Device, Tensor};
-use dinoreg_heads::TensorStore;
+use candle::{DType, Device};
 
 use super::ROPE_PERIODS;
 use crate::model::config::{Dinov3Config, HiddenAct};
-use crate::model::weights::BackboneWeights;
+use crate::model::weights::{BackboneWeights, OriginalNames};
 use crate::{Error, Result};
 
 /// Original name → HF name, for the whole-model tensors.
@@ -68,72 +65,15 @@ const BLOCK_RENAMES: &[(&str, &str)] = &[
     ("mlp.w3.bias", "mlp.down_proj.bias"),
 ];
 
-/// The q, k, v parts of a fused projection, in order.
-const QKV: [&str; 3] = ["q_proj", "k_proj", "v_proj"];
-
-/// Renames an original-layout DINOv3 backbone under `prefix` to HF names (in memory, f32),
-/// splitting `blocks.N.attn.qkv` into q/k/v with the bias masked by `bias_mask`.
-pub(crate) fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
-    let dev = Device::Cpu;
-    let load = |name: &str| -> Result<Tensor> { Ok(store.get_any(name, DType::F32, &dev)?) };
-    let mut out: HashMap<String, Tensor> = HashMap::new();
-    for (from, to) in TOP_LEVEL_RENAMES {
-        let name = format!("{prefix}{from}");
-        if store.contains(&name) {
-            out.insert(to.to_string(), load(&name)?);
-        }
-    }
-    let block_prefix = format!("{prefix}blocks.");
-    for name in store.names() {
-        let Some((index, suffix)) = name
-            .strip_prefix(&block_prefix)
-            .and_then(|rest| rest.split_once('.'))
-        else {
-            continue;
-        };
-        let Ok(index) = index.parse::<usize>() else {
-            continue;
-        };
-        let target = format!("layer.{index}.");
-        match suffix {
-            "attn.qkv.weight" | "attn.qkv.bias" => {
-                let mut fused = load(&name)?;
-                let rows = fused.dim(0)?;
-                if rows % 3 != 0 {
-                    return Err(dinoreg_heads::Error::TensorShape {
-                        source_name: store.source_name().to_string(),
-                        name,
-                        expected: vec![3 * (rows / 3).max(1)],
-                        found: fused.dims().to_vec(),
-                    }
-                    .into());
-                }
-                let kind = &suffix["attn.qkv.".len()..];
-                let mask = format!("{block_prefix}{index}.attn.qkv.bias_mask");
-                if kind == "bias" && store.contains(&mask) {
-                    fused = (fused * load(&mask)?)?;
-                }
-                let d = rows / 3;
-                for (i, part) in QKV.iter().enumerate() {
-                    let t = fused.narrow(0, i * d, d)?.contiguous()?;
-                    let zero_bias = kind == "bias" && t.abs()?.max(0)?.to_scalar::<f32>()? == 0.0;
-                    if !zero_bias {
-                        out.insert(format!("{target}attention.{part}.{kind}"), t);
-                    }
-                }
-            }
-            _ => {
-                if let Some((_, to)) = BLOCK_RENAMES.iter().find(|(from, _)| *from == suffix) {
-                    out.insert(format!("{target}{to}"), load(&name)?);
-                }
-            }
-        }
-    }
-    Ok(TensorStore::from_map(
-        format!("{} (facebookresearch/dinov3 layout)", store.source_name()),
-        out,
-    ))
-}
+/// The original DINOv3 layout's names.
+pub(crate) const ORIGINAL_NAMES: OriginalNames = OriginalNames {
+    top_level: TOP_LEVEL_RENAMES,
+    block: BLOCK_RENAMES,
+    layer: "layer.",
+    qkv: ["attention.q_proj", "attention.k_proj", "attention.v_proj"],
+    drop_zero_qkv_bias: true,
+    label: "facebookresearch/dinov3 layout",
+};
 
 /// The head width and RoPE base that `periods` (`head_dim / 4` values, `θ^(4k / head_dim)`)
 /// encode; `None` for θ when a single period cannot tell it. An error when the periods do not

@@ -1,5 +1,6 @@
-//! Fused f32 CPU kernels for the encoder: the fast path of [`crate::model::Dinov2Model`] on CPU in
-//! f32 (other devices and dtypes take the generic candle path, which computes the same function).
+//! Fused f32 CPU kernels for the encoder: the fast path of [`crate::model::Dinov2Model`] and
+//! [`crate::model::Dinov3Model`] on CPU in f32 (other devices and dtypes take the generic candle
+//! path, which computes the same function).
 //!
 //! - [`vector`]: the per-row math (LayerNorm, softmax, bias + activation, SwiGLU), AVX-512 when the
 //!   CPU has it (detected at run time), plain Rust otherwise.

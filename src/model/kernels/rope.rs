@@ -35,7 +35,7 @@ pub(crate) fn rotate_qk(qkv: &mut [f32], shape: RopeShape, cos: &[f32], sin: &[f
     let d = heads * head_dim;
     let patches = cos.len() / head_dim.max(1);
     assert!(
-        patches <= tokens && qkv.len() % (tokens * 3 * d) == 0 && sin.len() == cos.len(),
+        patches <= tokens && qkv.len().is_multiple_of(tokens * 3 * d) && sin.len() == cos.len(),
         "rotate_qk: buffers do not match {shape:?}"
     );
     let prefix = tokens - patches;

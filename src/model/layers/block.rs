@@ -5,6 +5,7 @@
 //! through [`super::fused`], everything else through candle ops here.
 
 use candle::Tensor;
+use dinoreg_heads::Scope;
 
 use super::{Attention, FeedForward, LayerNorm, Qkv};
 use crate::model::rope::RopeTable;
@@ -70,6 +71,26 @@ impl Block {
             attention: parts.attention.with_output_scale(&parts.layer_scale1)?,
             norm2: parts.norm2,
             ffn: parts.ffn.with_output_scale(&parts.layer_scale2)?,
+        })
+    }
+
+    /// Builds a block from its `attention` and `ffn` and the parts both generations' HF
+    /// checkpoints name alike under the block's `scope`: `norm1`, `norm2` (weight and bias `(D,)`,
+    /// epsilon `eps`) and `layer_scale1.lambda1`, `layer_scale2.lambda1` `(D,)`.
+    pub fn load(
+        scope: &Scope<'_>,
+        dim: usize,
+        eps: f64,
+        attention: Attention,
+        ffn: FeedForward,
+    ) -> Result<Self> {
+        Self::new(BlockParts {
+            norm1: LayerNorm::load(&scope.pp("norm1"), dim, eps)?,
+            attention,
+            layer_scale1: scope.pp("layer_scale1").get("lambda1", &[dim])?,
+            norm2: LayerNorm::load(&scope.pp("norm2"), dim, eps)?,
+            ffn,
+            layer_scale2: scope.pp("layer_scale2").get("lambda1", &[dim])?,
         })
     }
 

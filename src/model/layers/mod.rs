@@ -14,7 +14,7 @@ mod patch_embed;
 mod tokens;
 
 pub use attention::{Attention, AttentionWeights, Qkv};
-pub use block::{Block, BlockOptions, BlockParts};
+pub use block::{Block, BlockOptions};
 pub use ffn::{FeedForward, FeedForwardKind};
 pub use linear::Linear;
 pub use norm::LayerNorm;
