@@ -348,3 +348,101 @@ fn nested_backbone_config() {
         (Some(0.1), Some(1.2), Some(1.5), 4)
     );
 }
+
+#[test]
+fn intermediates_and_head_features_like_dinov2() {
+    use dinoreg::heads::{FeatureRequest, FeatureSource};
+    use dinoreg::{IntermediatesOptions, LayerSelection, TokenLayout};
+    let exp = expected("reg4");
+    let px = &exp["small.pixel_values"];
+    for (path, fused) in PATHS {
+        let model = load("reg4", fused);
+        // Blocks 1 and -1 normed = the backbone's stage2 and stage3 of `stem_neg`.
+        let inter = model
+            .forward_intermediates(
+                px,
+                &IntermediatesOptions::default()
+                    .with_blocks(LayerSelection::Blocks(vec![1, -1]))
+                    .with_prefix_tokens(true),
+            )
+            .unwrap();
+        assert_eq!(inter.grid, (3, 5));
+        for (layer, j) in inter.layers.iter().zip([1, 2]) {
+            let key = format!("backbone.stem_neg.small.{j}");
+            assert_close(
+                &format!("{path} intermediates {key}"),
+                &layer.patches,
+                &exp[&key],
+                TOL,
+            );
+            assert_eq!(layer.registers.as_ref().unwrap().dims(), &[2, 4, 32]);
+        }
+        assert_close(
+            &format!("{path} last CLS = pooler_output"),
+            inter.layers[1].cls.as_ref().unwrap(),
+            &exp["small.pooler_output"],
+            TOL,
+        );
+        let nlc = model
+            .forward_intermediates(
+                px,
+                &IntermediatesOptions::default()
+                    .with_blocks(LayerSelection::Last(1))
+                    .with_norm(false)
+                    .with_layout(TokenLayout::Nlc),
+            )
+            .unwrap();
+        assert_close(
+            &format!("{path} raw last block, patch tokens"),
+            &nlc.layers[0].patches,
+            &exp["small.hidden_states.3"].narrow(1, 5, 15).unwrap(),
+            TOL,
+        );
+        // What a head asks for: keys, queries and values after RoPE, as (B, D, h, w) maps.
+        for (source, name) in [
+            (FeatureSource::Keys, "k"),
+            (FeatureSource::Queries, "q"),
+            (FeatureSource::Values, "v"),
+        ] {
+            let maps = model
+                .features(
+                    px,
+                    &FeatureRequest::blocks(vec![-1])
+                        .with_source(source)
+                        .with_cls_token(true),
+                )
+                .unwrap();
+            assert_eq!((maps.patch_size, maps.input_size), (4, (12, 20)));
+            let tokens = &exp[&format!("small.block2.{name}")];
+            let want = tokens
+                .narrow(1, 5, 15)
+                .unwrap()
+                .reshape((2, 3, 5, 32))
+                .unwrap()
+                .permute((0, 3, 1, 2))
+                .unwrap();
+            assert_close(&format!("{path} head {name}"), &maps.maps[0], &want, TOL);
+            let cls = tokens.narrow(1, 0, 1).unwrap().squeeze(1).unwrap();
+            assert_close(
+                &format!("{path} head {name} CLS"),
+                &maps.cls_tokens.unwrap()[0],
+                &cls,
+                TOL,
+            );
+        }
+    }
+    // The HF backbone loaded by path, with its processor.
+    let bb = Backbone::from_pretrained(
+        "tests/fixtures/dinov3/reg4",
+        &BackboneOptions::default(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(bb.model.out_features(), ["stage3"]);
+    assert_close(
+        "Backbone::from_pretrained",
+        &bb.model.forward(px).unwrap().feature_maps[0],
+        &exp["backbone.default.small.0"],
+        TOL,
+    );
+}
