@@ -144,3 +144,13 @@ fn dense_mode_keeps_the_aspect_at_multiples_of_16() {
         assert!(padded.slice(s![.., last, ..]).iter().all(|v| *v == 0.0));
     }
 }
+
+#[test]
+fn a_dinov3_folder_without_a_processor_file_gets_dinov3s_defaults() {
+    let dir = common::fixture("dinov3/reg4");
+    assert!(!dir.join("preprocessor_config.json").exists());
+    let p = ImageProcessor::from_model_dir(&dir).unwrap();
+    assert_eq!(p.config, ProcessorConfig::dinov3());
+    let v2 = ImageProcessor::from_model_dir(common::fixture("model/reg4")).unwrap();
+    assert_eq!(v2.config.kind, ProcessorKind::Bit);
+}

@@ -53,7 +53,8 @@ impl ImageProcessor {
     }
 
     /// A processor for the model folder `dir`: its `preprocessor_config.json` when it has one, otherwise
-    /// the checkpoints' settings. A missing folder is an [`Error::Io`].
+    /// the default processor of the generation its `config.json` names (DINOv2's checkpoints'
+    /// settings when there is none). A missing folder is an [`Error::Io`].
     pub fn from_model_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -64,7 +65,8 @@ impl ImageProcessor {
         if file.is_file() {
             Self::from_file(file)
         } else {
-            Ok(Self::default())
+            let config = crate::ModelConfig::from_file(dir.join("config.json"));
+            Ok(config.map_or_else(|_| Self::default(), |c| c.default_processor()))
         }
     }
 
