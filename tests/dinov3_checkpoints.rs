@@ -390,3 +390,25 @@ fn config_and_weights_that_do_not_belong_together() {
     let e = Dinov3Config::from_file(fixture("model/reg4/config.json")).unwrap_err();
     assert!(e.to_string().contains("this is a DINOv2 config"), "{e}");
 }
+
+#[test]
+fn original_layout_hf_cannot_express_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dinoreg::heads::TensorStore::open(fixture("dinov3/reg4/model.pth")).unwrap();
+    let mut tensors: HashMap<String, Tensor> = store
+        .names()
+        .iter()
+        .map(|n| {
+            let t = store.get_any(n, DType::F32, &candle::Device::Cpu).unwrap();
+            (n.clone(), t)
+        })
+        .collect();
+    tensors.insert("cls_norm.weight".into(), tensors["norm.weight"].clone());
+    let file = dir.path().join("untied.safetensors");
+    save(&tensors, &file);
+    let e = open_backbone(&[&file]).unwrap_err().to_string();
+    assert!(
+        e.contains("cls_norm.weight") && e.contains("untie_cls_and_patch_norms"),
+        "{e}"
+    );
+}

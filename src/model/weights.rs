@@ -215,6 +215,8 @@ pub(crate) struct OriginalNames {
     pub qkv: [&'static str; 3],
     /// Drop a q/k/v bias that is all zeros (DINOv3's masked k bias: HF's model has none).
     pub drop_zero_qkv_bias: bool,
+    /// Tensors whose presence means an architecture HF's model cannot express, with the reason.
+    pub unsupported: &'static [(&'static str, &'static str)],
     /// Appended to the checkpoint's name in error messages.
     pub label: &'static str,
 }
@@ -230,6 +232,7 @@ const DINOV2_ORIGINAL: OriginalNames = OriginalNames {
         "attention.attention.value",
     ],
     drop_zero_qkv_bias: false,
+    unsupported: &[],
     label: "facebookresearch layout",
 };
 
@@ -241,6 +244,17 @@ pub(crate) fn rename_original(
     prefix: &str,
     names: &OriginalNames,
 ) -> Result<TensorStore> {
+    if let Some((name, reason)) = names
+        .unsupported
+        .iter()
+        .find(|(name, _)| store.contains(&format!("{prefix}{name}")))
+    {
+        return Err(dinoreg_heads::Error::Checkpoint {
+            path: PathBuf::from(store.source_name()),
+            reason: format!("`{prefix}{name}`: {reason}"),
+        }
+        .into());
+    }
     let dev = Device::Cpu;
     let mut out: HashMap<String, Tensor> = HashMap::new();
     let load = |name: &str| -> Result<Tensor> { Ok(store.get_any(name, DType::F32, &dev)?) };

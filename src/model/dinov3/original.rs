@@ -18,8 +18,10 @@
 //! | `norm.*` | `norm.*` |
 //! | `rope_embed.periods` (head_dim/4,) | kept as `rope_embed.periods`: it gives the head width and θ |
 //!
-//! `local_cls_norm.*` (7B and satellite checkpoints) is not used by HF's model and is ignored. The
-//! 7B checkpoint has no q/k/v bias at all.
+//! `local_cls_norm.*` (7B and satellite checkpoints) norms local crops' CLS token in training only;
+//! HF's model has no such norm, and it is ignored. A `cls_norm.*` (`untie_cls_and_patch_norms`) would
+//! change the inference output and HF cannot express it: such a checkpoint is refused. The 7B
+//! checkpoint has no q/k/v bias at all.
 
 use candle::{DType, Device};
 
@@ -72,6 +74,10 @@ pub(crate) const ORIGINAL_NAMES: OriginalNames = OriginalNames {
     layer: "layer.",
     qkv: ["attention.q_proj", "attention.k_proj", "attention.v_proj"],
     drop_zero_qkv_bias: true,
+    unsupported: &[(
+        "cls_norm.weight",
+        "the checkpoint norms its CLS and register tokens apart from the patches (untie_cls_and_patch_norms), which HF's DINOv3ViTModel cannot express",
+    )],
     label: "facebookresearch/dinov3 layout",
 };
 
