@@ -379,7 +379,8 @@ mod tests {
         for (name, _) in DINOV3_HUB_IDS {
             let p = Dinov3Config::preset_by_name(name).unwrap();
             p.validate().unwrap();
-            assert_eq!((p.num_register_tokens, p.head_dim()), (4, 64));
+            let head_dim = if *name == "7b" { 128 } else { 64 };
+            assert_eq!((p.num_register_tokens, p.head_dim()), (4, head_dim));
         }
         assert!(!Dinov3Config::giant_7b().query_bias);
         assert!(Dinov3Config::preset_by_name("giant").is_err());

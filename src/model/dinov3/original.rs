@@ -116,8 +116,9 @@ pub(crate) fn rope_from_periods(periods: &[f32]) -> Result<(usize, Option<f64>)>
 /// Infers the config of a DINOv3 checkpoint without a `config.json` (an original `.pth`, or HF
 /// safetensors on their own) from its tensors: width, depth, patch size, registers, plain or
 /// gated MLP and its width, which biases exist; the head width and θ from `rope_embed.periods`
-/// when the checkpoint has it (original layout), else heads of width 64 and θ 100 as in every
-/// published DINOv3. LayerNorm eps is the published 1e-5.
+/// when the checkpoint has it (original layout), else heads of width 64 (every published size but
+/// the 7B, whose original checkpoint's periods give 128) and θ 100. LayerNorm eps is the published
+/// 1e-5.
 pub fn infer_config(weights: &BackboneWeights) -> Result<Dinov3Config> {
     let store = &weights.store;
     let p = &weights.prefix;
