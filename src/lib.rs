@@ -107,10 +107,10 @@ pub use io::image::{AlphaMode, DecodeLimits};
 pub use model::kernels::profile;
 pub use model::{
     align_out_stages, Backbone, BackboneForwardOptions, BackboneOptions, BackboneOutput, DinoModel,
-    Dinov2Config, Dinov2ForImageClassification, Dinov2Model, EncodeRequest, Encoded, Family,
-    ForwardOptions, HiddenAct, Intermediates, IntermediatesOptions, LayerFeatures, LayerSelection,
-    LoadOptions, ModelConfig, ModelOutput, ModelSource, ModelType, Prediction, Pretrained,
-    TokenLayout, Vit, VitInfo,
+    Dinov2Config, Dinov2ForImageClassification, Dinov2Model, Dinov3Config, Dinov3Model,
+    EncodeRequest, Encoded, Family, ForwardOptions, HiddenAct, Intermediates, IntermediatesOptions,
+    LayerFeatures, LayerSelection, LoadOptions, ModelConfig, ModelOutput, ModelSource, ModelType,
+    Prediction, Pretrained, TokenLayout, Vit, VitInfo,
 };
 pub use preprocess::{DenseMeta, DenseOptions, ImageProcessor, ProcessorConfig};
 

@@ -1,7 +1,8 @@
 //! `dinoreg bench`: times the encoder's forward pass (`last_hidden_state` and `pooler_output`, as
-//! HF's `model(pixel_values)`). `--model` is a preset (`small`, `base`, `large`, `giant`: random
-//! weights of that architecture, built in memory from a seeded generator, no download), a local
-//! model folder or a Hub id. Runs `--warmup` passes, then `--iters` timed ones, prints each, the
+//! HF's `model(pixel_values)`). `--model` is a preset (DINOv2's `small`, `base`, `large`, `giant`;
+//! DINOv3's `dinov3-small`, `dinov3-small-plus`, `dinov3-base`, `dinov3-large`: random weights of
+//! that architecture, built in memory from a seeded generator, no download), a local model folder
+//! or a Hub id. Runs `--warmup` passes, then `--iters` timed ones, prints each, the
 //! statistics, the achieved GFLOP/s and the peak RSS (`VmHWM`); the last line is JSON
 //! `{"median_ms": …, "min_ms": …, "peak_rss_mb": …, …}` for scripts.
 
@@ -12,13 +13,16 @@ use candle::Device;
 use dinoreg::model::flops::{forward_flops, FeedForward};
 use dinoreg::model::random::random_pixels;
 use dinoreg::profile;
-use dinoreg::{Dinov2Config, Dinov2Model, LoadOptions, ModelConfig, ModelSource, Vit};
+use dinoreg::{
+    Dinov2Config, Dinov2Model, Dinov3Config, Dinov3Model, LoadOptions, ModelConfig, ModelSource, Vit,
+};
 
 /// Arguments of `dinoreg bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `small`, `base`, `large` or `giant` (random weights of that architecture, no download), a
-    /// local model folder or a Hub id.
+    /// `small`, `base`, `large`, `giant` (DINOv2) or `dinov3-small`, `dinov3-small-plus`,
+    /// `dinov3-base`, `dinov3-large` (random weights of that architecture, no download), a local
+    /// model folder or a Hub id.
     #[arg(long, short = 'm')]
     model: String,
     /// Input size `HxW` in pixels (or one number for a square).
@@ -196,8 +200,21 @@ fn load_model(args: &Args) -> anyhow::Result<(Box<dyn Vit>, ModelConfig)> {
         let model = Dinov2Model::random(&config, args.seed, &load)?;
         return Ok((Box::new(model), ModelConfig::Dinov2(config)));
     }
+    if let Some(config) = dinov3_preset(&args.model) {
+        let model = Dinov3Model::random(&config, args.seed, &load)?;
+        return Ok((Box::new(model), ModelConfig::Dinov3(config)));
+    }
     let source = ModelSource::resolve(&args.model)?;
     Ok((Box::new(source.load(&load)?), source.config))
+}
+
+/// The DINOv3 preset `dinov3-<size>` (the published S/16, S+/16, B/16 and L/16), `None` for other
+/// names.
+fn dinov3_preset(name: &str) -> Option<Dinov3Config> {
+    let size = name.strip_prefix("dinov3-")?;
+    matches!(size, "small" | "small-plus" | "base" | "large")
+        .then(|| Dinov3Config::preset_by_name(size).ok())
+        .flatten()
 }
 
 /// Peak resident set size in MiB (`VmHWM` of `/proc/self/status`).

@@ -27,10 +27,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let processor = match &args.model {
-        Some(m) => match resolve_model(m)?.preprocessor {
-            Some(p) => ImageProcessor::from_file(p)?,
-            None => ImageProcessor::default(),
-        },
+        Some(m) => ImageProcessor::from_model_dir(resolve_model(m)?.dir)?,
         None => ImageProcessor::default(),
     };
     let pixels = processor.pixels(&args.image, &candle::Device::Cpu)?;

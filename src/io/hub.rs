@@ -9,6 +9,12 @@
 //! commit hash, files live in `snapshots/<commit>/`. The cache folder is `HF_HUB_CACHE`, else
 //! `HF_HOME/hub`, else `~/.cache/huggingface/hub`; `HF_HUB_OFFLINE=1` allows the cache only.
 //! The cache is always looked at first; downloading needs the `hub` cargo feature (hf-hub, ureq).
+//!
+//! Gated and private repos (the DINOv3 checkpoints are gated) need the user's access token, found as
+//! `huggingface_hub` finds it: `HF_TOKEN`, else the token file (`HF_TOKEN_PATH`, else
+//! `$HF_HOME/token`, else `~/.cache/huggingface/token`, where `huggingface-cli login` writes it). It
+//! is sent as a bearer header and never printed ([`HubToken`]'s `Debug` hides it). A 401 or 403
+//! answer becomes one line saying the repo is gated and how to get access.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +44,55 @@ pub struct ModelFiles {
     pub preprocessor: Option<PathBuf>,
 }
 
+/// A Hugging Face access token. Its `Debug` output hides the value; nothing in dinoreg prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HubToken(String);
+
+impl std::fmt::Debug for HubToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubToken(<hidden>)")
+    }
+}
+
+impl HubToken {
+    /// A token from its text (surrounding whitespace removed); `None` when empty.
+    pub fn new(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Self(t.to_string()))
+    }
+
+    /// The token as `huggingface_hub` finds it: `HF_TOKEN` (or the older
+    /// `HUGGING_FACE_HUB_TOKEN`), else the token file: `HF_TOKEN_PATH`, else `$HF_HOME/token`,
+    /// else `$XDG_CACHE_HOME/huggingface/token`, else `~/.cache/huggingface/token`.
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| Self::new(&v));
+        var("HF_TOKEN")
+            .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
+            .or_else(|| {
+                let file = token_path()?;
+                Self::new(&std::fs::read_to_string(file).ok()?)
+            })
+    }
+
+    /// The value, for the request header only.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where `huggingface-cli login` keeps the token.
+fn token_path() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
+        let home = var("HF_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("huggingface")))
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))?;
+        Some(home.join("token"))
+    })
+}
+
 /// Where and how Hub models are looked up. [`HubOptions::from_env`] reads the usual variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubOptions {
@@ -47,6 +102,9 @@ pub struct HubOptions {
     pub offline: bool,
     /// Show download progress bars.
     pub progress: bool,
+    /// The access token sent with every request, for gated and private repos
+    /// ([`HubToken::from_env`]).
+    pub token: Option<HubToken>,
 }
 
 impl Default for HubOptions {
@@ -56,7 +114,8 @@ impl Default for HubOptions {
 }
 
 impl HubOptions {
-    /// Options from `HF_HUB_CACHE` / `HF_HOME` / `HF_HUB_OFFLINE` (and `XDG_CACHE_HOME`, `HOME`).
+    /// Options from `HF_HUB_CACHE` / `HF_HOME` / `HF_HUB_OFFLINE` (and `XDG_CACHE_HOME`, `HOME`), and
+    /// the token from `HF_TOKEN` or the token file.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let cache_dir = var("HF_HUB_CACHE")
@@ -78,6 +137,7 @@ impl HubOptions {
             cache_dir,
             offline,
             progress: true,
+            token: HubToken::from_env(),
         }
     }
 
@@ -96,6 +156,12 @@ impl HubOptions {
     /// Shows or hides download progress bars.
     pub fn with_progress(mut self, progress: bool) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Sets the access token (`None` sends none).
+    pub fn with_token(mut self, token: Option<HubToken>) -> Self {
+        self.token = token;
         self
     }
 }
@@ -337,6 +403,19 @@ fn model_error(model: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// The one line for a 401/403 answer: the repo is gated (or private) and how to get access.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+fn gated_message(repo_id: &str, code: &str, token_sent: bool) -> String {
+    let sent = if token_sent {
+        "the access token sent (HF_TOKEN or the token file) has no access to it"
+    } else {
+        "no access token was found"
+    };
+    format!(
+        "the Hugging Face Hub refused access (HTTP {code}): {repo_id} is a gated or private repo and {sent}; accept its licence on https://huggingface.co/{repo_id} while logged in, then set HF_TOKEN to an access token from https://huggingface.co/settings/tokens (or run `huggingface-cli login`)"
+    )
+}
+
 #[cfg(not(feature = "hub"))]
 fn download(
     arg: &str,
@@ -359,16 +438,24 @@ fn download(arg: &str, repo_id: &str, revision: &str, options: &HubOptions) -> R
     use hf_hub::{Repo, RepoType};
 
     let fail = |file: &str, e: ApiError| {
-        model_error(
-            arg,
-            format!("cannot download {file} from the Hugging Face Hub: {e}").replace('\n', " "),
-        )
+        let text = e.to_string().replace('\n', " ");
+        let refused = ["401", "403"]
+            .into_iter()
+            .find(|code| text.contains(&format!("status: {code}")));
+        match refused {
+            Some(code) => model_error(arg, gated_message(repo_id, code, options.token.is_some())),
+            None => model_error(
+                arg,
+                format!("cannot download {file} from the Hugging Face Hub: {text}"),
+            ),
+        }
     };
     let not_found =
         |e: &ApiError| matches!(e, ApiError::RequestError(_)) && e.to_string().contains("404");
     let api = ApiBuilder::from_env()
         .with_cache_dir(options.cache_dir.clone())
         .with_progress(options.progress)
+        .with_token(options.token.as_ref().map(|t| t.secret().to_string()))
         .build()
         .map_err(|e| fail(CONFIG, e))?;
     let repo = api.repo(Repo::with_revision(

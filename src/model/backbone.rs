@@ -2,9 +2,11 @@
 //! stage1 … stageL`, `out_features` / `out_indices` resolved and validated by HF's rules
 //! (`get_aligned_output_features_output_indices`), `apply_layernorm` (the final norm on each
 //! selected stage; DINOv3 norms the last stage always) and `reshape_hidden_states` (CLS and
-//! registers dropped, `(B, D, H/p, W/p)` maps).
+//! registers dropped, `(B, D, H/p, W/p)` maps; without it DINOv2 returns every token, DINOv3 the
+//! patch tokens only).
 //!
-//! Shapes: feature maps `(B, D, h, w)` when reshaping, else `(B, 1 + R + h·w, D)`.
+//! Shapes: feature maps `(B, D, h, w)` when reshaping, else `(B, 1 + R + h·w, D)` (DINOv2) or
+//! `(B, h·w, D)` (DINOv3).
 
 use candle::Tensor;
 
@@ -356,6 +358,8 @@ impl<M: Vit> Backbone<M> {
             }
             if self.reshape_hidden_states {
                 hs = info.patch_tokens(&hs, enc.grid, TokenLayout::Nchw)?;
+            } else if !info.keep_prefix_unreshaped {
+                hs = info.patch_tokens(&hs, enc.grid, TokenLayout::Nlc)?;
             }
             feature_maps.push(hs);
         }

@@ -13,9 +13,9 @@ use candle::{DType, Tensor};
 use dinoreg_heads::Scope;
 
 use crate::model::config::Dinov2Config;
-use crate::model::layers::PatchEmbed;
+use crate::model::layers::{load_registers, mask_patches, PatchEmbed};
 use crate::model::pos_embed::resize_grid;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Embedding parameters and the per-grid cache of resized position tables.
 #[derive(Debug)]
@@ -39,22 +39,7 @@ impl Embeddings {
         let d = cfg.hidden_size;
         let g = cfg.position_grid();
         let r = cfg.num_register_tokens;
-        let register_tokens = if r > 0 {
-            Some(scope.get("register_tokens", &[1, r, d])?)
-        } else if let Some(found) = scope
-            .shape("register_tokens")
-            .filter(|s| s.get(1) != Some(&0))
-        {
-            return Err(dinoreg_heads::Error::TensorShape {
-                source_name: scope.store().source_name().to_string(),
-                name: scope.path("register_tokens"),
-                expected: vec![1, 0, d],
-                found,
-            }
-            .into());
-        } else {
-            None
-        };
+        let register_tokens = load_registers(scope, "register_tokens", r, d)?;
         let mask_token = if scope.contains("mask_token") {
             Some(scope.get("mask_token", &[1, d])?)
         } else {
@@ -62,7 +47,7 @@ impl Embeddings {
         };
         Ok(Self {
             patch: PatchEmbed::load(
-                &scope.pp("patch_embeddings"),
+                &scope.pp("patch_embeddings").pp("projection"),
                 cfg.num_channels,
                 d,
                 cfg.patch_size,
@@ -119,28 +104,7 @@ impl Embeddings {
         let (b, _, height, width) = pixels.dims4()?;
         let mut x = self.patch.forward(pixels)?; // (B, hw, D)
         if let Some(mask) = bool_masked_pos {
-            let token = self.mask_token.as_ref().ok_or_else(|| {
-                Error::input(
-                    "bool_masked_pos",
-                    "the checkpoint has no embeddings.mask_token to fill masked patches with",
-                )
-            })?;
-            if mask.dims() != [b, gh * gw] {
-                return Err(Error::input(
-                    "bool_masked_pos",
-                    format!("expected shape [{b}, {}], got {:?}", gh * gw, mask.dims()),
-                ));
-            }
-            let mask = mask
-                .to_dtype(DType::F32)?
-                .ne(0f32)?
-                .unsqueeze(2)?
-                .broadcast_as((b, gh * gw, self.dim))?;
-            let fill = token
-                .to_dtype(x.dtype())?
-                .reshape((1, 1, self.dim))?
-                .broadcast_as((b, gh * gw, self.dim))?;
-            x = mask.where_cond(&fill, &x)?;
+            x = mask_patches(&x, mask, self.mask_token.as_ref())?;
         }
         let cls = self
             .cls_token

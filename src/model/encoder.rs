@@ -1,166 +1,116 @@
-//! The DINOv2-with-registers encoder: HF `Dinov2WithRegistersModel` (and `Dinov2Model`).
-//! Embeddings → L pre-norm blocks → final LayerNorm on every token; `pooler_output` is the normed CLS.
+//! The encoder both generations share: HF's `Dinov2WithRegistersEncoder` + final `layernorm` and
+//! `DINOv3ViTEncoder` + final `norm`, around a generation's token embedding. One pass
+//! ([`Encoder::encode`]) checks the input, refuses it when its working set cannot fit in memory,
+//! embeds it, runs the blocks (through the fused f32 CPU kernels or candle's ops) with DINOv3's
+//! RoPE table when the model has one, and keeps what the [`EncodeRequest`] asks for.
 //!
-//! Shapes: pixels `(B, C, H, W)`; `last_hidden_state` `(B, 1 + R + h·w, D)`; `pooler_output`
-//! `(B, D)`; `hidden_states` L+1 tensors `(B, 1 + R + h·w, D)` before the final norm (index 0 is the
-//! embedding output, "stem"); `attentions` L tensors `(B, H, T, T)`.
-
-use std::path::{Path, PathBuf};
+//! Shapes: pixels `(B, C, H, W)`; tokens `(B, 1 + R + h·w, D)`, `[CLS, registers, patches]`;
+//! attention probabilities `(B, H, T, T)`.
 
 use candle::{DType, Device, Tensor};
-use dinoreg_heads::Scope;
 
 use crate::model::backbone::BackboneOptions;
-use crate::model::config::Dinov2Config;
-use crate::model::embeddings::Embeddings;
 use crate::model::kernels::attention::{pack_len, AttentionShape};
 use crate::model::kernels::memory;
 use crate::model::kernels::profile::{time, Part};
 use crate::model::layers::fused::{wide_width, Workspace};
 use crate::model::layers::{Block, BlockOptions, LayerNorm};
-use crate::model::load::LoadOptions;
-use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
-use crate::model::vit::{EncodeRequest, Encoded, Family, Vit, VitInfo};
-use crate::model::weights::{open_backbone, BackboneWeights};
+use crate::model::rope::{Rope, RopeTable};
+use crate::model::vit::{EncodeRequest, Encoded, VitInfo};
 use crate::{Error, Result};
 
-/// The encoder with its weights.
+/// A generation's token embedding: pixels to `[CLS, registers, patches]`.
+pub(crate) trait TokenEmbedding: Send + Sync + std::fmt::Debug {
+    /// The patch grid `(h, w)` of `pixels`, or an error for a bad shape.
+    fn grid(&self, pixels: &Tensor) -> Result<(usize, usize)>;
+
+    /// The tokens `(B, 1 + R + h·w, D)` of `pixels`; `bool_masked_pos` `(B, h·w)` replaces the
+    /// masked patches by the mask token.
+    fn forward(&self, pixels: &Tensor, bool_masked_pos: Option<&Tensor>) -> Result<Tensor>;
+}
+
+/// The parts of an encoder, built by a generation's loader.
 #[derive(Debug)]
-pub struct Dinov2Model {
-    config: Dinov2Config,
-    info: VitInfo,
-    embeddings: Embeddings,
-    blocks: Vec<Block>,
-    layernorm: LayerNorm,
+pub(crate) struct EncoderParts<E> {
+    /// The token embedding.
+    pub embeddings: E,
+    /// The blocks, in order.
+    pub blocks: Vec<Block>,
+    /// The final norm.
+    pub norm: LayerNorm,
+    /// DINOv3's rotary embedding; `None` for a model with a position table.
+    pub rope: Option<Rope>,
+    /// The architecture facts.
+    pub info: VitInfo,
+    /// The HF backbone settings of the config.
+    pub backbone_defaults: BackboneOptions,
+}
+
+/// Embeddings, blocks and final norm, on one device in one dtype.
+#[derive(Debug)]
+pub(crate) struct Encoder<E> {
+    parts: EncoderParts<E>,
     device: Device,
     dtype: DType,
     /// Whether passes take the fused f32 CPU path.
     fused: bool,
 }
 
-impl Dinov2Model {
-    /// Loads a model from a `config.json` and its checkpoint file(s).
-    pub fn load(
-        config: impl AsRef<Path>,
-        weights: &[impl AsRef<Path>],
-        opts: &LoadOptions,
-    ) -> Result<Self> {
-        let config = Dinov2Config::from_file(config)?;
-        let weights = open_backbone(weights)?;
-        Self::from_weights(config, &weights, opts)
-    }
-
-    /// Loads a DINOv2 model from a Hub id (downloaded once into the Hugging Face cache), a local
-    /// folder or a bare original `.pth`, with the image processor its checkpoint was made for.
-    ///
-    /// ```
-    /// # fn main() -> dinoreg::Result<()> {
-    /// use dinoreg::{Dinov2Model, LoadOptions, Vit};
-    /// let pretrained = Dinov2Model::from_pretrained("tests/fixtures/model/reg4", &LoadOptions::default())?;
-    /// let pixels = pretrained.processor.pixels("examples/images/chelsea.png", &candle::Device::Cpu)?;
-    /// let out = pretrained.model.forward(&pixels)?;
-    /// assert_eq!(out.pooler_output.dims(), &[1, 32]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_pretrained(source: &str, opts: &LoadOptions) -> Result<Pretrained<Self>> {
-        let source = ModelSource::resolve(source)?;
-        #[allow(unreachable_patterns)]
-        match source.load(opts)? {
-            DinoModel::Dinov2(model) => Ok(Pretrained {
-                model,
-                processor: source.processor,
-                files: source.files,
-            }),
-            _ => Err(Error::Config {
-                path: source.files.config.clone(),
-                reason: "not a DINOv2 model; load it with DinoModel::from_pretrained".into(),
-            }),
+impl<E: TokenEmbedding> Encoder<E> {
+    /// An encoder of `parts` whose weights live on `device` in `dtype`; `fused` lets f32 CPU passes
+    /// take the fused kernels.
+    pub fn new(parts: EncoderParts<E>, device: &Device, dtype: DType, fused: bool) -> Self {
+        Self {
+            parts,
+            fused: fused && device.is_cpu() && dtype == DType::F32,
+            device: device.clone(),
+            dtype,
         }
     }
 
-    /// Builds the model from a config and an opened checkpoint.
-    pub fn from_weights(
-        config: Dinov2Config,
-        weights: &BackboneWeights,
-        opts: &LoadOptions,
-    ) -> Result<Self> {
-        let scope = weights
-            .store
-            .scope(&weights.prefix, &opts.device)
-            .with_dtype(opts.dtype);
-        Self::build(config, &scope, opts.fused_kernels)
+    /// The token embedding.
+    pub fn embeddings(&self) -> &E {
+        &self.parts.embeddings
     }
 
-    /// Builds the model from a config and a scope holding `embeddings.*`, `encoder.*`, `layernorm.*`.
-    pub fn from_scope(config: Dinov2Config, scope: &Scope<'_>) -> Result<Self> {
-        Self::build(config, scope, true)
+    /// The rotary embedding, when the model has one.
+    pub fn rope(&self) -> Option<&Rope> {
+        self.parts.rope.as_ref()
     }
 
-    /// Builds the model; `fused` lets f32 CPU passes take the fused kernels.
-    fn build(config: Dinov2Config, scope: &Scope<'_>, fused: bool) -> Result<Self> {
-        config.validate()?;
-        let extra = format!("encoder.layer.{}.norm1.weight", config.num_hidden_layers);
-        if scope.contains(&extra) {
-            return Err(Error::Config {
-                path: PathBuf::from("<config>"),
-                reason: format!(
-                    "num_hidden_layers is {} but the checkpoint {} has more layers (found `{}`)",
-                    config.num_hidden_layers,
-                    scope.store().source_name(),
-                    scope.path(&extra)
-                ),
-            });
-        }
-        let embeddings = Embeddings::load(&scope.pp("embeddings"), &config)?;
-        let layers = scope.pp("encoder").pp("layer");
-        let blocks = (0..config.num_hidden_layers)
-            .map(|i| Block::load(&layers.pp(i), &config))
-            .collect::<Result<Vec<_>>>()?;
-        let layernorm = LayerNorm::load(
-            &scope.pp("layernorm"),
-            config.hidden_size,
-            config.layer_norm_eps,
-        )?;
-        let info = VitInfo::new(
-            Family::Dinov2,
-            config.patch_size,
-            config.hidden_size,
-            config.num_hidden_layers,
-            config.num_attention_heads,
-        )
-        .with_register_tokens(config.num_register_tokens)
-        .with_channels(config.num_channels);
-        Ok(Self {
-            info,
-            config,
-            embeddings,
-            blocks,
-            layernorm,
-            fused: fused && scope.device().is_cpu() && scope.dtype() == DType::F32,
-            device: scope.device().clone(),
-            dtype: scope.dtype(),
-        })
+    /// The architecture facts.
+    pub fn info(&self) -> &VitInfo {
+        &self.parts.info
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Dinov2Config {
-        &self.config
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
-    /// The embedding layer.
-    pub fn embeddings(&self) -> &Embeddings {
-        &self.embeddings
+    /// The dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The HF backbone settings of the config.
+    pub fn backbone_defaults(&self) -> BackboneOptions {
+        self.parts.backbone_defaults.clone()
+    }
+
+    /// The final norm of `x` `(…, D)`.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.parts.norm.forward(x)
     }
 
     /// Checks and moves `pixels` to the model's device and dtype.
-    pub(crate) fn prepare(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.embeddings.grid(pixels)?;
+    fn prepare(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.parts.embeddings.grid(pixels)?;
         Ok(pixels.to_device(&self.device)?.to_dtype(self.dtype)?)
     }
 
     fn head_mask_for(&self, mask: &Tensor) -> Result<Tensor> {
-        let (l, h) = (self.blocks.len(), self.config.num_attention_heads);
+        let (l, h) = (self.parts.blocks.len(), self.parts.info.num_attention_heads);
         let mask = mask.to_device(&self.device)?.to_dtype(self.dtype)?;
         match mask.dims() {
             [n] if *n == h => Ok(mask.unsqueeze(0)?.broadcast_as((l, h))?.contiguous()?),
@@ -172,21 +122,27 @@ impl Dinov2Model {
         }
     }
 
-    /// Runs the encoder according to `plan`.
-    fn encode_pass(&self, pixels: &Tensor, plan: &EncodeRequest<'_>) -> Result<Encoded> {
+    /// Runs one encoder pass over `pixels` as `plan` asks.
+    pub fn encode(&self, pixels: &Tensor, plan: &EncodeRequest<'_>) -> Result<Encoded> {
         let pixels = self.prepare(pixels)?;
-        let grid = self.embeddings.grid(&pixels)?;
+        let grid = self.parts.embeddings.grid(&pixels)?;
         self.check_memory(&pixels, grid, plan)?;
         let mask = plan
             .bool_masked_pos
             .map(|m| m.to_device(&self.device))
             .transpose()?;
         let x = time(Part::Embeddings, || {
-            self.embeddings.forward(&pixels, mask.as_ref())
+            self.parts.embeddings.forward(&pixels, mask.as_ref())
         })?;
+        let rope = self
+            .parts
+            .rope
+            .as_ref()
+            .map(|r| r.table(grid))
+            .transpose()?;
         let head_mask = plan.head_mask.map(|m| self.head_mask_for(m)).transpose()?;
         let mut enc = Encoded {
-            hidden: vec![None; self.blocks.len() + 1],
+            hidden: vec![None; self.parts.blocks.len() + 1],
             last: x.clone(),
             attentions: Vec::new(),
             qkv: None,
@@ -196,14 +152,14 @@ impl Dinov2Model {
         if keep(0) {
             enc.hidden[0] = Some(x.clone());
         }
-        let blocks = self.blocks.iter().take(plan.blocks).enumerate();
+        let blocks = self.parts.blocks.iter().take(plan.blocks).enumerate();
         if self.fused {
             let mut ws = Workspace::new(&x, self.ffn_width())?;
             drop(x);
             for (i, block) in blocks {
                 let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-                let out =
-                    block.forward_fused(&mut ws, block_options(plan, i, layer_mask.as_ref()))?;
+                let opts = block_options(plan, i, layer_mask.as_ref(), rope.as_deref());
+                let out = block.forward_fused(&mut ws, opts)?;
                 enc.attentions.extend(out.attention);
                 enc.qkv = out.qkv.or(enc.qkv);
                 if keep(i + 1) {
@@ -216,7 +172,8 @@ impl Dinov2Model {
         let mut x = x;
         for (i, block) in blocks {
             let layer_mask = head_mask.as_ref().map(|m| m.get(i)).transpose()?;
-            let out = block.forward(&x, block_options(plan, i, layer_mask.as_ref()))?;
+            let opts = block_options(plan, i, layer_mask.as_ref(), rope.as_deref());
+            let out = block.forward(&x, opts)?;
             x = out.hidden;
             enc.attentions.extend(out.attention);
             enc.qkv = out.qkv.or(enc.qkv);
@@ -228,21 +185,17 @@ impl Dinov2Model {
         Ok(enc)
     }
 
-    /// The width of the feed-forward hidden layer as the fused path stores it (2h for SwiGLU).
+    /// The width of the feed-forward hidden layer as the fused path stores it (2h when gated).
     fn ffn_width(&self) -> usize {
-        if self.config.use_swiglu_ffn {
-            2 * self.config.swiglu_hidden_size()
-        } else {
-            self.config.mlp_hidden_size()
-        }
+        self.parts.blocks.first().map_or(0, |b| b.parts().3.width())
     }
 
     /// Bytes a pass over `batch` images of `tokens` tokens needs besides the weights (an upper
     /// estimate: buffers, transient copies, the outputs kept by `plan`).
-    pub(crate) fn working_set(&self, batch: usize, tokens: usize, plan: &EncodeRequest<'_>) -> u64 {
-        let c = &self.config;
-        let (n, d, h) = (batch * tokens, c.hidden_size, c.num_attention_heads);
-        let patches = n * c.num_channels * c.patch_size * c.patch_size;
+    pub fn working_set(&self, batch: usize, tokens: usize, plan: &EncodeRequest<'_>) -> u64 {
+        let info = &self.parts.info;
+        let (n, d, h) = (batch * tokens, info.hidden_size, info.num_attention_heads);
+        let patches = n * info.num_channels * info.patch_size * info.patch_size;
         let scores = batch * h * tokens * tokens;
         let floats = if self.fused {
             let threads = rayon::current_num_threads().max(1);
@@ -282,8 +235,9 @@ impl Dinov2Model {
         let Some(available) = memory::available_bytes() else {
             return Ok(());
         };
+        let info = &self.parts.info;
         let (b, _, height, width) = pixels.dims4()?;
-        let tokens = 1 + self.config.num_register_tokens + grid.0 * grid.1;
+        let tokens = info.prefix_tokens() + grid.0 * grid.1;
         let need = self.working_set(b, tokens, plan);
         if need <= available {
             return Ok(());
@@ -293,8 +247,8 @@ impl Dinov2Model {
             format!(
                 "{b} image(s) of {height}x{width} ({tokens} tokens of width {}, {} heads{}) need about {} of \
                  working memory but only {} is available; use a smaller batch or image",
-                self.config.hidden_size,
-                self.config.num_attention_heads,
+                info.hidden_size,
+                info.num_attention_heads,
                 if plan.attentions { ", with attention maps" } else { "" },
                 memory::human(need),
                 memory::human(available)
@@ -303,47 +257,55 @@ impl Dinov2Model {
     }
 }
 
-/// The options of block `i` of a pass with its head mask.
+/// The options of block `i` of a pass with its head mask and RoPE table.
 fn block_options<'m>(
     plan: &EncodeRequest<'_>,
     i: usize,
     head_mask: Option<&'m Tensor>,
+    rope: Option<&'m RopeTable>,
 ) -> BlockOptions<'m> {
     BlockOptions {
         head_mask,
         attention: plan.attentions,
         qkv: plan.qkv_block == Some(i),
+        rope,
     }
 }
 
-impl Vit for Dinov2Model {
-    fn info(&self) -> &VitInfo {
-        &self.info
-    }
+/// Implements [`Vit`](crate::Vit) for a model type holding an `encoder: Encoder<_>` field; every
+/// method forwards to the encoder.
+macro_rules! vit_via_encoder {
+    ($model:ty) => {
+        impl $crate::model::vit::Vit for $model {
+            fn info(&self) -> &$crate::model::vit::VitInfo {
+                self.encoder.info()
+            }
 
-    fn device(&self) -> &Device {
-        &self.device
-    }
+            fn device(&self) -> &candle::Device {
+                self.encoder.device()
+            }
 
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
+            fn dtype(&self) -> candle::DType {
+                self.encoder.dtype()
+            }
 
-    fn encode(&self, pixels: &Tensor, request: &EncodeRequest<'_>) -> Result<Encoded> {
-        self.encode_pass(pixels, request)
-    }
+            fn encode(
+                &self,
+                pixels: &candle::Tensor,
+                request: &$crate::model::vit::EncodeRequest<'_>,
+            ) -> $crate::Result<$crate::model::vit::Encoded> {
+                self.encoder.encode(pixels, request)
+            }
 
-    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
-        self.layernorm.forward(x)
-    }
+            fn final_norm(&self, x: &candle::Tensor) -> $crate::Result<candle::Tensor> {
+                self.encoder.final_norm(x)
+            }
 
-    fn backbone_defaults(&self) -> BackboneOptions {
-        let c = &self.config;
-        BackboneOptions {
-            out_features: c.out_features.clone(),
-            out_indices: c.out_indices.clone(),
-            apply_layernorm: Some(c.apply_layernorm),
-            reshape_hidden_states: Some(c.reshape_hidden_states),
+            fn backbone_defaults(&self) -> $crate::model::backbone::BackboneOptions {
+                self.encoder.backbone_defaults()
+            }
         }
-    }
+    };
 }
+
+pub(crate) use vit_via_encoder;

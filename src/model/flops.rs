@@ -34,6 +34,8 @@ impl FeedForward {
     pub fn of(config: &ModelConfig) -> Self {
         match config {
             ModelConfig::Dinov2(c) => Self::of_dinov2(c),
+            ModelConfig::Dinov3(c) if c.use_gated_mlp => Self::SwiGlu(c.intermediate_size),
+            ModelConfig::Dinov3(c) => Self::Mlp(c.intermediate_size),
         }
     }
 

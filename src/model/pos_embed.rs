@@ -7,62 +7,10 @@
 //!
 //! Shapes: the table is `(G, G, D)` patch positions (row-major, channels last); the result is
 //! `(h, w, D)`. candle has no bicubic, hence this module; the table is small (37×37×D), so a plain
-//! CPU kernel plus a per-grid cache in the model is enough.
+//! CPU kernel plus a per-grid cache in the model is enough. The antialiased taps and the 1-D pass
+//! are shared with DINOv3's image processor ([`crate::preprocess::interpolate`]).
 
-/// How a 1-D resampling pass weighs its inputs: for each output index, the first input index and the
-/// weights of the consecutive taps.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Taps {
-    /// `(first input index, weights)` per output index.
-    pub per_output: Vec<(usize, Vec<f32>)>,
-}
-
-/// Keys cubic kernel with parameter `a`.
-fn cubic(x: f64, a: f64) -> f64 {
-    let x = x.abs();
-    if x < 1.0 {
-        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
-    } else {
-        0.0
-    }
-}
-
-/// Taps of `F.interpolate(size=out, mode="bicubic", align_corners=False, antialias=True)`.
-pub(crate) fn antialias_taps(input: usize, output: usize) -> Taps {
-    let scale = input as f32 / output as f32;
-    let (support, invscale) = if scale >= 1.0 {
-        (2.0 * scale, 1.0 / scale)
-    } else {
-        (2.0f32, 1.0f32)
-    };
-    let max_taps = (support.ceil() as usize) * 2 + 1;
-    let per_output = (0..output)
-        .map(|i| {
-            // ATen evaluates these in double and stores them as float.
-            let center = (scale as f64 * (i as f64 + 0.5)) as f32;
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(input as i64).max(0) as usize;
-            let size = xmax.saturating_sub(xmin).min(max_taps);
-            let mut w: Vec<f32> = (0..size)
-                .map(|j| {
-                    let arg =
-                        ((j as f64 + xmin as f64 - center as f64 + 0.5) * invscale as f64) as f32;
-                    cubic(arg as f64, -0.5) as f32
-                })
-                .collect();
-            let total: f32 = w.iter().sum();
-            if total != 0.0 {
-                for v in &mut w {
-                    *v /= total;
-                }
-            }
-            (xmin, w)
-        })
-        .collect();
-    Taps { per_output }
-}
+use crate::preprocess::interpolate::{antialias_taps, apply_axis, cubic, Filter, Taps};
 
 /// Taps of `F.interpolate(size=out, mode="bicubic", align_corners=False)` (no antialias): 4 taps
 /// around `scale * (i + 0.5) - 0.5`, a = -0.75, indices clamped to the border. Returned as dense
@@ -100,27 +48,6 @@ pub(crate) fn bicubic_taps(input: usize, output: usize) -> Taps {
     Taps { per_output }
 }
 
-/// Applies `taps` along one axis of a `(rows, n, cols)` buffer (the resampled axis is the middle one),
-/// producing `(rows, out, cols)`.
-fn apply_axis(data: &[f32], rows: usize, n: usize, cols: usize, taps: &Taps) -> Vec<f32> {
-    let out = taps.per_output.len();
-    let mut result = vec![0f32; rows * out * cols];
-    for r in 0..rows {
-        let src = &data[r * n * cols..(r + 1) * n * cols];
-        let dst = &mut result[r * out * cols..(r + 1) * out * cols];
-        for (o, (start, w)) in taps.per_output.iter().enumerate() {
-            let d = &mut dst[o * cols..(o + 1) * cols];
-            for (j, &wj) in w.iter().enumerate() {
-                let s = &src[(start + j) * cols..(start + j + 1) * cols];
-                for (x, &v) in d.iter_mut().zip(s) {
-                    *x += wj * v;
-                }
-            }
-        }
-    }
-    result
-}
-
 /// Resizes a channels-last grid `(gh, gw, d)` to `(h, w, d)` with PyTorch's bicubic, antialiased or
 /// not. Equal sizes are returned unchanged (PyTorch copies).
 pub fn resize_grid(
@@ -132,7 +59,7 @@ pub fn resize_grid(
 ) -> Vec<f32> {
     let taps = |i, o| {
         if antialias {
-            antialias_taps(i, o)
+            antialias_taps(i, o, Filter::Cubic)
         } else {
             bicubic_taps(i, o)
         }
@@ -165,7 +92,7 @@ mod tests {
     #[test]
     fn antialias_weights_match_the_reference_values() {
         // Values from the spec (computed from ATen's formulas), 37 -> 16.
-        let t = antialias_taps(37, 16);
+        let t = antialias_taps(37, 16, Filter::Cubic);
         assert_eq!(t.per_output[0].0, 0);
         close(
             &t.per_output[0].1,
@@ -178,7 +105,7 @@ mod tests {
         assert_eq!(t.per_output[2].1.len(), 9);
         assert_eq!(t.per_output[15].0, 31);
         // 37 -> 74 (upsampling keeps support 2).
-        let up = antialias_taps(37, 74);
+        let up = antialias_taps(37, 74, Filter::Cubic);
         close(&up.per_output[0].1, &[1.088235, -0.088235]);
         close(&up.per_output[1].1, &[0.810219, 0.211679, -0.021898]);
     }

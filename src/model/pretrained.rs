@@ -13,13 +13,16 @@ use candle::{DType, Device, Tensor};
 
 use crate::io::hub::{resolve_model, ModelFiles};
 use crate::model::backbone::BackboneOptions;
-use crate::model::config::Dinov2Config;
-use crate::model::encoder::Dinov2Model;
+use crate::model::config::{
+    find_backbone_config, read_json, Dinov2Config, Dinov3Config, Generation,
+};
+use crate::model::dinov2::Dinov2Model;
+use crate::model::dinov3::{self, Dinov3Model};
 use crate::model::load::LoadOptions;
-use crate::model::vit::{EncodeRequest, Encoded, Vit, VitInfo};
+use crate::model::vit::{EncodeRequest, Encoded, Family, Vit, VitInfo};
 use crate::model::weights::{infer_config, open_backbone};
-use crate::preprocess::ImageProcessor;
-use crate::Result;
+use crate::preprocess::{ImageProcessor, ProcessorConfig};
+use crate::{Error, Result};
 
 /// The configuration of a backbone of either generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,18 +30,35 @@ use crate::Result;
 pub enum ModelConfig {
     /// `dinov2` / `dinov2_with_registers`.
     Dinov2(Dinov2Config),
+    /// `dinov3_vit`.
+    Dinov3(Dinov3Config),
 }
 
 impl ModelConfig {
-    /// Reads a `config.json` of any supported generation (also nested as `backbone_config`).
+    /// Reads a `config.json` of any supported generation, chosen by its `model_type` (also when
+    /// nested as `backbone_config`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::Dinov2(Dinov2Config::from_file(path)?))
+        let path = path.as_ref();
+        let value = read_json(path)?;
+        match find_backbone_config(&value, path)?.1 {
+            Generation::Dinov2 => Ok(Self::Dinov2(Dinov2Config::from_value_at(&value, path)?)),
+            Generation::Dinov3 => Ok(Self::Dinov3(Dinov3Config::from_value_at(&value, path)?)),
+        }
+    }
+
+    /// The generation.
+    pub fn family(&self) -> Family {
+        match self {
+            Self::Dinov2(_) => Family::Dinov2,
+            Self::Dinov3(_) => Family::Dinov3,
+        }
     }
 
     /// The patch size.
     pub fn patch_size(&self) -> usize {
         match self {
             Self::Dinov2(c) => c.patch_size,
+            Self::Dinov3(c) => c.patch_size,
         }
     }
 
@@ -46,6 +66,7 @@ impl ModelConfig {
     pub fn hidden_size(&self) -> usize {
         match self {
             Self::Dinov2(c) => c.hidden_size,
+            Self::Dinov3(c) => c.hidden_size,
         }
     }
 
@@ -53,13 +74,16 @@ impl ModelConfig {
     pub fn num_channels(&self) -> usize {
         match self {
             Self::Dinov2(c) => c.num_channels,
+            Self::Dinov3(c) => c.num_channels,
         }
     }
 
-    /// The image processor a checkpoint of this generation uses when it ships none.
+    /// The image processor a checkpoint of this generation uses when it ships none: DINOv2's
+    /// `BitImageProcessor` settings, or `DINOv3ViTImageProcessor`'s defaults.
     pub fn default_processor(&self) -> ImageProcessor {
         match self {
             Self::Dinov2(_) => ImageProcessor::default(),
+            Self::Dinov3(_) => ImageProcessor::new(ProcessorConfig::dinov3()),
         }
     }
 }
@@ -99,11 +123,15 @@ impl ModelSource {
         })
     }
 
-    /// A bare checkpoint (an original facebookresearch or Depth-Anything-V2 `.pth`): its config is
-    /// inferred from its tensor shapes.
+    /// A bare checkpoint (an original facebookresearch DINOv2 or DINOv3, or Depth-Anything-V2
+    /// `.pth`): its generation is read from its tensor names, its config inferred from its tensor
+    /// shapes.
     pub fn from_checkpoint_file(path: &Path) -> Result<Self> {
         let weights = open_backbone(&[path])?;
-        let config = ModelConfig::Dinov2(infer_config(&weights)?);
+        let config = match weights.family {
+            Family::Dinov3 => ModelConfig::Dinov3(dinov3::infer_config(&weights)?),
+            _ => ModelConfig::Dinov2(infer_config(&weights)?),
+        };
         let dir = path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -125,17 +153,54 @@ impl ModelSource {
         self.load_from(&self.files.weights, opts)
     }
 
+    /// Loads the backbone as the generation-specific type `pick` takes out of a [`DinoModel`]
+    /// (`generation` names it in the error when the source holds the other one), with the source's
+    /// processor and files.
+    pub(crate) fn load_as<M>(
+        self,
+        opts: &LoadOptions,
+        generation: &str,
+        pick: impl FnOnce(DinoModel) -> Option<M>,
+    ) -> Result<Pretrained<M>> {
+        match pick(self.load(opts)?) {
+            Some(model) => Ok(Pretrained {
+                model,
+                processor: self.processor,
+                files: self.files,
+            }),
+            None => Err(Error::Config {
+                path: self.files.config,
+                reason: format!(
+                    "not a {generation} model; load it with DinoModel::from_pretrained"
+                ),
+            }),
+        }
+    }
+
     /// Loads the backbone with this source's config from other weight files (for example a
     /// fine-tuned backbone stored beside a head).
     pub fn load_from(&self, weights: &[impl AsRef<Path>], opts: &LoadOptions) -> Result<DinoModel> {
         let weights = open_backbone(weights)?;
-        match &self.config {
-            ModelConfig::Dinov2(c) => Ok(DinoModel::Dinov2(Dinov2Model::from_weights(
-                c.clone(),
-                &weights,
-                opts,
-            )?)),
-        }
+        let model = match &self.config {
+            ModelConfig::Dinov2(c) => {
+                Dinov2Model::from_weights(c.clone(), &weights, opts).map(DinoModel::Dinov2)
+            }
+            ModelConfig::Dinov3(c) => {
+                Dinov3Model::from_weights(c.clone(), &weights, opts).map(DinoModel::Dinov3)
+            }
+        };
+        model.map_err(|e| naming_config(e, &self.files.config))
+    }
+}
+
+/// `e` with a config error about an in-memory config (`<config>`) attributed to the file `path`.
+pub(crate) fn naming_config(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Config { path: p, reason } if p.as_os_str() == "<config>" => Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
     }
 }
 
@@ -168,6 +233,8 @@ impl<M> Pretrained<M> {
 pub enum DinoModel {
     /// DINOv2, with or without registers.
     Dinov2(Dinov2Model),
+    /// DINOv3 ViT.
+    Dinov3(Dinov3Model),
 }
 
 impl DinoModel {
@@ -194,12 +261,30 @@ impl DinoModel {
     pub fn as_dinov2(&self) -> Option<&Dinov2Model> {
         match self {
             Self::Dinov2(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The DINOv3 model, when it is one.
+    pub fn as_dinov3(&self) -> Option<&Dinov3Model> {
+        match self {
+            Self::Dinov3(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> ModelConfig {
+        match self {
+            Self::Dinov2(m) => ModelConfig::Dinov2(m.config().clone()),
+            Self::Dinov3(m) => ModelConfig::Dinov3(m.config().clone()),
         }
     }
 
     fn inner(&self) -> &dyn Vit {
         match self {
             Self::Dinov2(m) => m,
+            Self::Dinov3(m) => m,
         }
     }
 }
@@ -207,6 +292,12 @@ impl DinoModel {
 impl From<Dinov2Model> for DinoModel {
     fn from(model: Dinov2Model) -> Self {
         Self::Dinov2(model)
+    }
+}
+
+impl From<Dinov3Model> for DinoModel {
+    fn from(model: Dinov3Model) -> Self {
+        Self::Dinov3(model)
     }
 }
 

@@ -6,15 +6,16 @@
 //! means and standard deviations: linear and conv weights, biases, tokens and positions 0 ± 0.02;
 //! norm weights and layer scales 1 ± 0.1. Each generation has its own builder listing its
 //! checkpoint's tensors through one shared sampler: DINOv2's is [`random_dinov2_weights`], behind
-//! [`Dinov2Model::random`].
+//! [`Dinov2Model::random`]; DINOv3's is [`random_dinov3_weights`], behind [`Dinov3Model::random`].
 
 use std::collections::HashMap;
 
 use candle::{Device, Tensor};
 use dinoreg_heads::TensorStore;
 
-use crate::model::config::Dinov2Config;
-use crate::model::encoder::Dinov2Model;
+use crate::model::config::{Dinov2Config, Dinov3Config};
+use crate::model::dinov2::Dinov2Model;
+use crate::model::dinov3::Dinov3Model;
 use crate::model::load::LoadOptions;
 use crate::model::weights::find_backbone;
 use crate::Result;
@@ -78,8 +79,22 @@ impl WeightSampler {
 
     /// A linear layer `name.{weight,bias}`: `(output, input)` and `(output,)`.
     pub(crate) fn linear(&mut self, name: &str, input: usize, output: usize) -> Result<()> {
+        self.linear_with(name, input, output, true)
+    }
+
+    /// A linear layer `name.weight` `(output, input)`, with `name.bias` `(output,)` when `bias`.
+    pub(crate) fn linear_with(
+        &mut self,
+        name: &str,
+        input: usize,
+        output: usize,
+        bias: bool,
+    ) -> Result<()> {
         self.small(format!("{name}.weight"), &[output, input])?;
-        self.small(format!("{name}.bias"), &[output])
+        if bias {
+            self.small(format!("{name}.bias"), &[output])?;
+        }
+        Ok(())
     }
 
     /// The tensors drawn, by name.
@@ -140,6 +155,78 @@ pub fn random_dinov2_weights(config: &Dinov2Config, seed: u64) -> Result<HashMap
     w.near_one("layernorm.weight", &[d])?;
     w.small("layernorm.bias", &[d])?;
     Ok(w.into_tensors())
+}
+
+/// Random HF-layout `DINOv3ViTModel` weights for `config` (see the module docs), on the CPU, by
+/// tensor name: only the biases the config has, the gated MLP when it has one.
+pub fn random_dinov3_weights(config: &Dinov3Config, seed: u64) -> Result<HashMap<String, Tensor>> {
+    let mut w = WeightSampler::new(seed);
+    let (d, p, c) = (config.hidden_size, config.patch_size, config.num_channels);
+    let h = config.intermediate_size;
+    w.small("embeddings.cls_token", &[1, 1, d])?;
+    w.small("embeddings.mask_token", &[1, 1, d])?;
+    if config.num_register_tokens > 0 {
+        w.small(
+            "embeddings.register_tokens",
+            &[1, config.num_register_tokens, d],
+        )?;
+    }
+    w.small("embeddings.patch_embeddings.weight", &[d, c, p, p])?;
+    w.small("embeddings.patch_embeddings.bias", &[d])?;
+    for i in 0..config.num_hidden_layers {
+        let l = format!("layer.{i}");
+        for norm in ["norm1", "norm2"] {
+            w.near_one(format!("{l}.{norm}.weight"), &[d])?;
+            w.small(format!("{l}.{norm}.bias"), &[d])?;
+        }
+        for (proj, bias) in [
+            ("q_proj", config.query_bias),
+            ("k_proj", config.key_bias),
+            ("v_proj", config.value_bias),
+            ("o_proj", config.proj_bias),
+        ] {
+            w.linear_with(&format!("{l}.attention.{proj}"), d, d, bias)?;
+        }
+        w.near_one(format!("{l}.layer_scale1.lambda1"), &[d])?;
+        w.near_one(format!("{l}.layer_scale2.lambda1"), &[d])?;
+        if config.use_gated_mlp {
+            w.linear_with(&format!("{l}.mlp.gate_proj"), d, h, config.mlp_bias)?;
+        }
+        w.linear_with(&format!("{l}.mlp.up_proj"), d, h, config.mlp_bias)?;
+        w.linear_with(&format!("{l}.mlp.down_proj"), h, d, config.mlp_bias)?;
+    }
+    w.near_one("norm.weight", &[d])?;
+    w.small("norm.bias", &[d])?;
+    Ok(w.into_tensors())
+}
+
+impl Dinov3Model {
+    /// A model of `config`'s architecture with random weights drawn from `seed`, **for benchmarks
+    /// and tests** (see [`crate::model::random`]); `load` chooses the device, dtype and kernels.
+    ///
+    /// ```
+    /// use dinoreg::{Dinov3Config, Dinov3Model, LoadOptions, Vit};
+    ///
+    /// let config = Dinov3Config {
+    ///     hidden_size: 32,
+    ///     num_hidden_layers: 2,
+    ///     num_attention_heads: 2,
+    ///     intermediate_size: 64,
+    ///     ..Dinov3Config::default()
+    /// };
+    /// let model = Dinov3Model::random(&config, 0, &LoadOptions::default())?;
+    /// let pixels = dinoreg::model::random::random_pixels((1, 3, 32, 48), 0, model.device())?;
+    /// // CLS, 4 registers and a 2 x 3 grid of 16-pixel patches.
+    /// assert_eq!(model.forward(&pixels)?.last_hidden_state.dims(), &[1, 1 + 4 + 6, 32]);
+    /// # Ok::<(), dinoreg::Error>(())
+    /// ```
+    pub fn random(config: &Dinov3Config, seed: u64, load: &LoadOptions) -> Result<Self> {
+        let store = TensorStore::from_map(
+            format!("<random, seed {seed}>"),
+            random_dinov3_weights(config, seed)?,
+        );
+        Self::from_weights(config.clone(), &find_backbone(store)?, load)
+    }
 }
 
 impl Dinov2Model {

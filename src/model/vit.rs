@@ -51,6 +51,16 @@ pub enum Family {
     Other,
 }
 
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::Dinov2 => "DINOv2",
+            Family::Dinov3 => "DINOv3",
+            Family::Other => "non-DINO",
+        })
+    }
+}
+
 /// The architecture facts of a backbone that heads, the HF backbone and pipelines need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,6 +81,9 @@ pub struct VitInfo {
     pub num_channels: usize,
     /// The HF backbone norms the last stage even when `apply_layernorm` is off (DINOv3's rule).
     pub always_norm_last_stage: bool,
+    /// Without `reshape_hidden_states`, the HF backbone returns every token `(B, 1 + R + h·w, D)`
+    /// (DINOv2's rule, `true`) or the patch tokens only `(B, h·w, D)` (DINOv3's, `false`).
+    pub keep_prefix_unreshaped: bool,
 }
 
 impl VitInfo {
@@ -91,6 +104,7 @@ impl VitInfo {
             num_register_tokens: 0,
             num_channels: 3,
             always_norm_last_stage: false,
+            keep_prefix_unreshaped: true,
         }
     }
 
@@ -109,6 +123,12 @@ impl VitInfo {
     /// Sets whether the HF backbone always norms its last stage.
     pub fn with_always_norm_last_stage(mut self, yes: bool) -> Self {
         self.always_norm_last_stage = yes;
+        self
+    }
+
+    /// Sets whether the HF backbone keeps the CLS and register tokens in maps it does not reshape.
+    pub fn with_keep_prefix_unreshaped(mut self, yes: bool) -> Self {
+        self.keep_prefix_unreshaped = yes;
         self
     }
 

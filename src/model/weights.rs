@@ -1,20 +1,29 @@
-//! Checkpoint formats of the backbone and the one key-rename table. The canonical layout is HF's
-//! (`embeddings.*`, `encoder.layer.N.*`, `layernorm.*`), found at the top level, under a
-//! classification prefix (`dinov2_with_registers.`, `dinov2.`) or nested (`backbone.`, …). The
-//! original facebookresearch `.pth` layout (`blocks.N.attn.qkv` fused, `ls1.gamma`, `pos_embed`,
-//! `register_tokens`, `norm`) is renamed onto it here, with the fused qkv split into q/k/v.
+//! Checkpoint formats of the backbone: which generation and layout a checkpoint holds, and DINOv2's
+//! key-rename table. The canonical layout is HF's: for DINOv2 `embeddings.*` (with
+//! `patch_embeddings.projection`), `encoder.layer.N.*`, `layernorm.*`; for DINOv3 `embeddings.*`
+//! (with a bare `patch_embeddings`), `layer.N.*` (or `model.layer.N.*` as HF names it in memory),
+//! `norm.*`; found at the top level, under a classification prefix (`dinov2_with_registers.`,
+//! `dinov2.`) or nested (`backbone.`, …). The original facebookresearch `.pth` layouts
+//! (`blocks.N.attn.qkv` fused, `ls1.gamma`, `norm`, …) are renamed onto HF's: DINOv2's here
+//! (`pos_embed`, `register_tokens`), DINOv3's in [`crate::model::dinov3`] (no `pos_embed`;
+//! `storage_tokens`, `rope_embed.periods`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
-use dinoreg_heads::TensorStore;
+use dinoreg_heads::{Scope, TensorStore};
 
+use crate::model::load::LoadOptions;
+use crate::model::vit::Family;
 use crate::{Error, Result};
 
 /// The marker tensor of each layout, relative to its prefix.
 const HF_MARKER: &str = "embeddings.patch_embeddings.projection.weight";
+const HF_DINOV3_MARKER: &str = "embeddings.patch_embeddings.weight";
 const ORIGINAL_MARKER: &str = "patch_embed.proj.weight";
+/// The original DINOv2 layout's position table; the original DINOv3 layout has none.
+const ORIGINAL_DINOV2_POSITIONS: &str = "pos_embed";
 
 /// Prefixes tried first, in order, before any key ending with a marker is looked at.
 const KNOWN_PREFIXES: &[&str] = &[
@@ -73,7 +82,7 @@ pub enum Layout {
         /// For example `""`, `"dinov2_with_registers."` or `"backbone."`.
         prefix: String,
     },
-    /// facebookresearch/dinov2 names under `prefix`, renamed to HF names.
+    /// facebookresearch/dinov2 or /dinov3 names under `prefix`, renamed to HF names.
     Original {
         /// For example `""` or `"pretrained."` (Depth-Anything-V2's `.pth`).
         prefix: String,
@@ -89,6 +98,29 @@ pub struct BackboneWeights {
     pub prefix: String,
     /// The layout the checkpoint was found in.
     pub layout: Layout,
+    /// The generation of the backbone ([`Family::Dinov2`] or [`Family::Dinov3`]).
+    pub family: Family,
+}
+
+impl BackboneWeights {
+    /// A scope over the backbone's tensors on the device and in the dtype of `opts`, or an error
+    /// when the checkpoint holds another generation than `family` (the config's).
+    pub fn scope_for(&self, family: Family, opts: &LoadOptions) -> Result<Scope<'_>> {
+        if self.family != family {
+            return Err(Error::Config {
+                path: PathBuf::from("<config>"),
+                reason: format!(
+                    "the config is a {family} config but the checkpoint {} holds a {} backbone",
+                    self.store.source_name(),
+                    self.family
+                ),
+            });
+        }
+        Ok(self
+            .store
+            .scope(&self.prefix, &opts.device)
+            .with_dtype(opts.dtype))
+    }
 }
 
 /// Opens a checkpoint (one file, or the shards of one safetensors checkpoint) and finds the backbone
@@ -107,68 +139,126 @@ pub fn open_backbone(files: &[impl AsRef<Path>]) -> Result<BackboneWeights> {
 
 /// Finds the backbone in an opened store, renaming the original layout when needed.
 pub fn find_backbone(store: TensorStore) -> Result<BackboneWeights> {
-    let layout = detect_layout(&store).ok_or_else(|| {
+    let (layout, family) = detect_layout(&store).ok_or_else(|| {
         dinoreg_heads::Error::Checkpoint {
             path: PathBuf::from(store.source_name()),
             reason: format!(
-                "no DINOv2 backbone found: expected a tensor `{HF_MARKER}` (HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
+                "no DINOv2 backbone found (nor a DINOv3 one): expected a tensor `{HF_MARKER}` (DINOv2, HF layout), `{HF_DINOV3_MARKER}` (DINOv3, HF layout) or `{ORIGINAL_MARKER}` (facebookresearch layout), possibly under a prefix"
             ),
         }
     })?;
-    match &layout {
-        Layout::Hf { prefix } => Ok(BackboneWeights {
+    match (&layout, family) {
+        (Layout::Hf { prefix }, _) => Ok(BackboneWeights {
             prefix: prefix.clone(),
             store,
             layout,
+            family,
         }),
-        Layout::Original { prefix } => {
-            let renamed = rename_original(&store, prefix)?;
+        (Layout::Original { prefix }, _) => {
+            let names = match family {
+                Family::Dinov3 => &crate::model::dinov3::ORIGINAL_NAMES,
+                _ => &DINOV2_ORIGINAL,
+            };
             Ok(BackboneWeights {
-                store: renamed,
+                store: rename_original(&store, prefix, names)?,
                 prefix: String::new(),
                 layout,
+                family,
             })
         }
     }
 }
 
-fn detect_layout(store: &TensorStore) -> Option<Layout> {
-    for p in KNOWN_PREFIXES {
+/// The layout and generation of the backbone in `store`: the first known prefix holding a marker
+/// tensor, else the first name ending with one.
+fn detect_layout(store: &TensorStore) -> Option<(Layout, Family)> {
+    let at = |p: &str| -> Option<(Layout, Family)> {
+        let prefix = p.to_string();
         if store.contains(&format!("{p}{HF_MARKER}")) {
-            return Some(Layout::Hf {
-                prefix: p.to_string(),
-            });
+            Some((Layout::Hf { prefix }, Family::Dinov2))
+        } else if store.contains(&format!("{p}{HF_DINOV3_MARKER}")) {
+            Some((Layout::Hf { prefix }, Family::Dinov3))
+        } else if store.contains(&format!("{p}{ORIGINAL_MARKER}")) {
+            let family = if store.contains(&format!("{p}{ORIGINAL_DINOV2_POSITIONS}")) {
+                Family::Dinov2
+            } else {
+                Family::Dinov3
+            };
+            Some((Layout::Original { prefix }, family))
+        } else {
+            None
         }
-        if store.contains(&format!("{p}{ORIGINAL_MARKER}")) {
-            return Some(Layout::Original {
-                prefix: p.to_string(),
-            });
-        }
+    };
+    if let Some(found) = KNOWN_PREFIXES.iter().find_map(|p| at(p)) {
+        return Some(found);
     }
     let names = store.names();
-    if let Some(n) = names.iter().find(|n| n.ends_with(HF_MARKER)) {
-        return Some(Layout::Hf {
-            prefix: n[..n.len() - HF_MARKER.len()].to_string(),
-        });
-    }
-    names
+    [HF_MARKER, HF_DINOV3_MARKER, ORIGINAL_MARKER]
         .iter()
-        .find(|n| n.ends_with(ORIGINAL_MARKER))
-        .map(|n| Layout::Original {
-            prefix: n[..n.len() - ORIGINAL_MARKER.len()].to_string(),
+        .find_map(|marker| {
+            let n = names.iter().find(|n| n.ends_with(marker))?;
+            at(&n[..n.len() - marker.len()])
         })
 }
 
-/// Renames an original-layout backbone under `prefix` to HF names (in memory, in the checkpoint's
-/// dtype), splitting `blocks.N.attn.qkv` into query (rows 0..D), key (D..2D) and value (2D..3D).
-fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
+/// How an original facebookresearch layout maps onto HF's names: tensors renamed one to one at the
+/// top level and inside `blocks.N.`, and the fused `blocks.N.attn.qkv` split into three.
+#[derive(Debug)]
+pub(crate) struct OriginalNames {
+    /// Original name → HF name, for the whole-model tensors.
+    pub top_level: &'static [(&'static str, &'static str)],
+    /// Original name → HF name inside `blocks.N.`.
+    pub block: &'static [(&'static str, &'static str)],
+    /// HF's prefix of block N, before the index: `encoder.layer.` or `layer.`.
+    pub layer: &'static str,
+    /// HF's names of the q, k and v projections inside a block.
+    pub qkv: [&'static str; 3],
+    /// Drop a q/k/v bias that is all zeros (DINOv3's masked k bias: HF's model has none).
+    pub drop_zero_qkv_bias: bool,
+    /// Tensors whose presence means an architecture HF's model cannot express, with the reason.
+    pub unsupported: &'static [(&'static str, &'static str)],
+    /// Appended to the checkpoint's name in error messages.
+    pub label: &'static str,
+}
+
+/// DINOv2's original layout.
+const DINOV2_ORIGINAL: OriginalNames = OriginalNames {
+    top_level: TOP_LEVEL_RENAMES,
+    block: BLOCK_RENAMES,
+    layer: "encoder.layer.",
+    qkv: [
+        "attention.attention.query",
+        "attention.attention.key",
+        "attention.attention.value",
+    ],
+    drop_zero_qkv_bias: false,
+    unsupported: &[],
+    label: "facebookresearch layout",
+};
+
+/// Renames an original-layout backbone under `prefix` to HF names (in memory, f32), splitting
+/// `blocks.N.attn.qkv` into q (rows 0..D), k (D..2D) and v (2D..3D); a fused bias is multiplied by
+/// `blocks.N.attn.qkv.bias_mask` when the checkpoint has one (DINOv3's masked k bias).
+pub(crate) fn rename_original(
+    store: &TensorStore,
+    prefix: &str,
+    names: &OriginalNames,
+) -> Result<TensorStore> {
+    if let Some((name, reason)) = names
+        .unsupported
+        .iter()
+        .find(|(name, _)| store.contains(&format!("{prefix}{name}")))
+    {
+        return Err(dinoreg_heads::Error::Checkpoint {
+            path: PathBuf::from(store.source_name()),
+            reason: format!("`{prefix}{name}`: {reason}"),
+        }
+        .into());
+    }
     let dev = Device::Cpu;
     let mut out: HashMap<String, Tensor> = HashMap::new();
-    let load = |name: &str| -> Result<Tensor> {
-        let dtype = DType::F32;
-        Ok(store.get_any(name, dtype, &dev)?)
-    };
-    for (from, to) in TOP_LEVEL_RENAMES {
+    let load = |name: &str| -> Result<Tensor> { Ok(store.get_any(name, DType::F32, &dev)?) };
+    for (from, to) in names.top_level {
         let name = format!("{prefix}{from}");
         if store.contains(&name) {
             out.insert(to.to_string(), load(&name)?);
@@ -176,18 +266,18 @@ fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
     }
     let block_prefix = format!("{prefix}blocks.");
     for name in store.names() {
-        let Some(rest) = name.strip_prefix(&block_prefix) else {
-            continue;
-        };
-        let Some((index, suffix)) = rest.split_once('.') else {
+        let Some((index, suffix)) = name
+            .strip_prefix(&block_prefix)
+            .and_then(|rest| rest.split_once('.'))
+        else {
             continue;
         };
         let Ok(index) = index.parse::<usize>() else {
             continue;
         };
-        let target = format!("encoder.layer.{index}.");
-        if let Some(kind) = suffix.strip_prefix("attn.qkv.") {
-            let fused = load(&name)?;
+        let target = format!("{}{index}.", names.layer);
+        if let Some(kind @ ("weight" | "bias")) = suffix.strip_prefix("attn.qkv.") {
+            let mut fused = load(&name)?;
             let rows = fused.dim(0)?;
             if rows % 3 != 0 {
                 return Err(dinoreg_heads::Error::TensorShape {
@@ -198,19 +288,25 @@ fn rename_original(store: &TensorStore, prefix: &str) -> Result<TensorStore> {
                 }
                 .into());
             }
-            let d = rows / 3;
-            for (i, part) in ["query", "key", "value"].iter().enumerate() {
-                out.insert(
-                    format!("{target}attention.attention.{part}.{kind}"),
-                    fused.narrow(0, i * d, d)?.contiguous()?,
-                );
+            let mask = format!("{name}_mask");
+            if kind == "bias" && store.contains(&mask) {
+                fused = (fused * load(&mask)?)?;
             }
-        } else if let Some((_, to)) = BLOCK_RENAMES.iter().find(|(from, _)| *from == suffix) {
+            let d = rows / 3;
+            for (i, part) in names.qkv.iter().enumerate() {
+                let t = fused.narrow(0, i * d, d)?.contiguous()?;
+                let zero = || -> Result<bool> { Ok(t.abs()?.max(0)?.to_scalar::<f32>()? == 0.0) };
+                if kind == "bias" && names.drop_zero_qkv_bias && zero()? {
+                    continue;
+                }
+                out.insert(format!("{target}{part}.{kind}"), t);
+            }
+        } else if let Some((_, to)) = names.block.iter().find(|(from, _)| *from == suffix) {
             out.insert(format!("{target}{to}"), load(&name)?);
         }
     }
     Ok(TensorStore::from_map(
-        format!("{} (facebookresearch layout)", store.source_name()),
+        format!("{} ({})", store.source_name(), names.label),
         out,
     ))
 }

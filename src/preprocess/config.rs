@@ -1,10 +1,13 @@
-//! The preprocessing settings: HF `preprocessor_config.json` of a `BitImageProcessor`, typed.
+//! The preprocessing settings: HF `preprocessor_config.json` of a `BitImageProcessor` or a
+//! `DINOv3ViTImageProcessor`, typed.
 //!
 //! Mirrors the fields transformers reads (`do_resize`, `size`, `resample`, `do_center_crop`, `crop_size`,
-//! `do_rescale`, `rescale_factor`, `do_normalize`, `image_mean`, `image_std`, `do_convert_rgb`); other keys
-//! (`image_processor_type`, `processor_class`, ...) are ignored. A key that is absent takes the value of
-//! the published DINOv2-with-registers checkpoints ([`ProcessorConfig::default`]), which is also what is
-//! used when a model folder has no `preprocessor_config.json`.
+//! `do_rescale`, `rescale_factor`, `do_normalize`, `image_mean`, `image_std`, `do_convert_rgb`);
+//! `image_processor_type` chooses the processor ([`ProcessorKind`]); other keys (`processor_class`,
+//! ...) are ignored. A key that is absent takes the value of the processor's defaults: the published
+//! DINOv2-with-registers checkpoints' file ([`ProcessorConfig::default`], also what is used when a
+//! DINOv2 model folder has no `preprocessor_config.json`) or `DINOv3ViTImageProcessor`'s class
+//! defaults ([`ProcessorConfig::dinov3`]).
 
 use std::path::Path;
 
@@ -56,10 +59,34 @@ impl Size {
     }
 }
 
+/// Which HF image processor the settings are for (`image_processor_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessorKind {
+    /// `BitImageProcessor` (DINOv2): PIL resize of the 8-bit image, crop, then rescale and
+    /// normalise. Also any other or no `image_processor_type`.
+    #[default]
+    Bit,
+    /// `DINOv3ViTImageProcessor` (and its v4 name `DINOv3ViTImageProcessorFast`): rescale to f32
+    /// first, torchvision's antialiased resize on the floats, optional crop, normalise.
+    Dinov3Vit,
+}
+
+impl ProcessorKind {
+    /// The kind named by `image_processor_type`.
+    pub fn from_type_name(name: &str) -> Self {
+        match name {
+            "DINOv3ViTImageProcessor" | "DINOv3ViTImageProcessorFast" => Self::Dinov3Vit,
+            _ => Self::Bit,
+        }
+    }
+}
+
 /// Preprocessing settings (`preprocessor_config.json`). [`Default`] is the published checkpoints' file:
 /// shortest edge 256, bicubic, center crop 224x224, rescale 1/255, ImageNet mean/std.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
+    /// Which processor's steps run (chosen by `image_processor_type`).
+    pub kind: ProcessorKind,
     /// Resize before cropping.
     pub do_resize: bool,
     /// Resize target.
@@ -87,6 +114,7 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
+            kind: ProcessorKind::Bit,
             do_resize: true,
             size: Size::ShortestEdge(256),
             resample: Resample::Bicubic,
@@ -103,6 +131,24 @@ impl Default for ProcessorConfig {
 }
 
 impl ProcessorConfig {
+    /// `DINOv3ViTImageProcessor`'s class defaults (what a DINOv3 model without a
+    /// `preprocessor_config.json` uses): resize to 224x224 with antialiased bilinear, no center
+    /// crop, rescale 1/255, ImageNet mean/std, no RGB conversion asked for (images are converted
+    /// to RGB regardless).
+    pub fn dinov3() -> Self {
+        ProcessorConfig {
+            kind: ProcessorKind::Dinov3Vit,
+            size: Size::Exact {
+                height: 224,
+                width: 224,
+            },
+            resample: Resample::Bilinear,
+            do_center_crop: false,
+            do_convert_rgb: false,
+            ..Self::default()
+        }
+    }
+
     /// Sets `do_resize`.
     pub fn with_resize(mut self, do_resize: bool) -> Self {
         self.do_resize = do_resize;
@@ -211,12 +257,30 @@ impl ProcessorConfig {
                 format!("{:?} must be finite and non-zero", self.image_std),
             );
         }
+        if self.kind == ProcessorKind::Dinov3Vit
+            && !matches!(self.resample, Resample::Bilinear | Resample::Bicubic)
+        {
+            return bad(
+                "resample",
+                format!(
+                    "DINOv3ViTImageProcessor resizes with torchvision: bilinear (2) or bicubic (3), got PIL code {}",
+                    self.resample.pil_code()
+                ),
+            );
+        }
         Ok(())
     }
 }
 
 fn parse(map: &Map<String, Value>) -> std::result::Result<ProcessorConfig, String> {
-    let mut c = ProcessorConfig::default();
+    let kind = map
+        .get("image_processor_type")
+        .and_then(Value::as_str)
+        .map_or(ProcessorKind::Bit, ProcessorKind::from_type_name);
+    let mut c = match kind {
+        ProcessorKind::Bit => ProcessorConfig::default(),
+        ProcessorKind::Dinov3Vit => ProcessorConfig::dinov3(),
+    };
     let get = |key: &str| map.get(key).filter(|v| !v.is_null());
     let flag = |key: &str, default: bool| match get(key) {
         None => Ok(default),

@@ -2,7 +2,8 @@
 //! the patch size, by resizing or by padding, with the metadata to map outputs back to the image.
 //!
 //! There is no HF counterpart; the steps reuse the processor's pieces: RGB conversion, the PIL resize
-//! with the configured filter, rescale and normalise exactly as [`ImageProcessor`]. Padding is added after
+//! with the configured filter, rescale and normalise exactly as [`ImageProcessor`] (for a DINOv3
+//! processor its own order: rescale, antialiased resize of the floats, normalise). Padding is added after
 //! normalisation with 0.0, i.e. the mean colour (as DINOv2's `CenterPadding` and HF's `pad` of normalised
 //! pixels do).
 //!
@@ -14,7 +15,7 @@ use candle::{Device, Tensor};
 use image::RgbImage;
 use ndarray::{s, Array3, Axis};
 
-use super::config::Size;
+use super::config::{ProcessorKind, Size};
 use super::processor::ImageProcessor;
 use super::resample::resize_rgb8;
 use crate::io::npy::array_to_tensor;
@@ -199,12 +200,13 @@ impl ImageProcessor {
     ) -> Result<(Array3<f32>, DenseMeta)> {
         self.config.validate()?;
         let meta = options.plan((image.height(), image.width()))?;
-        let resized = resize_rgb8(image, meta.resized.1, meta.resized.0, self.config.resample)?;
-        let pixels = self.rescale_normalize(
-            &resized,
-            (0, 0),
-            (meta.resized.0 as usize, meta.resized.1 as usize),
-        );
+        let size = (meta.resized.0 as usize, meta.resized.1 as usize);
+        let pixels = if self.config.kind == ProcessorKind::Dinov3Vit {
+            self.dense_dinov3(image, size)?
+        } else {
+            let resized = resize_rgb8(image, meta.resized.1, meta.resized.0, self.config.resample)?;
+            self.rescale_normalize(&resized, (0, 0), size)
+        };
         let (t, l) = (meta.padding.top as usize, meta.padding.left as usize);
         let mut out = Array3::<f32>::zeros((3, meta.input.0 as usize, meta.input.1 as usize));
         out.slice_mut(s![.., t..t + pixels.dim().1, l..l + pixels.dim().2])

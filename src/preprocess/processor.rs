@@ -1,7 +1,8 @@
 //! The image processor: file -> RGB -> resize -> center crop -> rescale -> normalise -> (3, H, W) f32.
 //!
-//! Mirrors transformers' `BitImageProcessor` (PIL backend, `BitImageProcessorPil` in v5) as the DINOv2
-//! with registers checkpoints ship it:
+//! A `DINOv3ViTImageProcessor` config ([`ProcessorKind::Dinov3Vit`]) takes that processor's steps
+//! instead (`super::dinov3`). Otherwise mirrors transformers' `BitImageProcessor` (PIL backend,
+//! `BitImageProcessorPil` in v5) as the DINOv2 with registers checkpoints ship it:
 //! 1. `convert_to_rgb` (see [`crate::io::image`]; alpha dropped by default, composited on white with
 //!    [`AlphaMode::White`] as transformers v5 does);
 //! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`](super::Size::output_size);
@@ -17,7 +18,7 @@ use image::{DynamicImage, RgbImage};
 use ndarray::{Array3, Array4, Axis};
 use rayon::prelude::*;
 
-use super::config::ProcessorConfig;
+use super::config::{ProcessorConfig, ProcessorKind};
 use super::resample::resize_rgb8;
 use crate::io::image::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
 use crate::io::npy::array_to_tensor;
@@ -52,7 +53,8 @@ impl ImageProcessor {
     }
 
     /// A processor for the model folder `dir`: its `preprocessor_config.json` when it has one, otherwise
-    /// the checkpoints' settings. A missing folder is an [`Error::Io`].
+    /// the default processor of the generation its `config.json` names (DINOv2's checkpoints'
+    /// settings when there is none). A missing folder is an [`Error::Io`].
     pub fn from_model_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -63,7 +65,8 @@ impl ImageProcessor {
         if file.is_file() {
             Self::from_file(file)
         } else {
-            Ok(Self::default())
+            let config = crate::ModelConfig::from_file(dir.join("config.json"));
+            Ok(config.map_or_else(|_| Self::default(), |c| c.default_processor()))
         }
     }
 
@@ -152,6 +155,9 @@ impl ImageProcessor {
     /// Preprocesses one RGB image: (3, H, W).
     pub fn preprocess(&self, image: &RgbImage) -> Result<Array3<f32>> {
         self.config.validate()?;
+        if self.config.kind == ProcessorKind::Dinov3Vit {
+            return self.preprocess_dinov3(image);
+        }
         Ok(self.to_pixels(&self.resize(image)?))
     }
 

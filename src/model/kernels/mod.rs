@@ -1,5 +1,6 @@
-//! Fused f32 CPU kernels for the encoder: the fast path of [`crate::model::Dinov2Model`] on CPU in
-//! f32 (other devices and dtypes take the generic candle path, which computes the same function).
+//! Fused f32 CPU kernels for the encoder: the fast path of [`crate::model::Dinov2Model`] and
+//! [`crate::model::Dinov3Model`] on CPU in f32 (other devices and dtypes take the generic candle
+//! path, which computes the same function).
 //!
 //! - [`vector`]: the per-row math (LayerNorm, softmax, bias + activation, SwiGLU), AVX-512 when the
 //!   CPU has it (detected at run time), plain Rust otherwise.
@@ -10,6 +11,8 @@
 //!   in place from the fused `(B·T, 3D)` projection, never holding more than a block of the
 //!   `T × T` score matrix.
 //! - `attention_avx512`: the register-tiled AVX-512 kernels of the attention.
+//! - [`rope`]: DINOv3's rotary embedding applied in place to the q/k/v projection rows.
+//! - [`gated`]: the gated feed-forward activation for activations other than SiLU.
 //! - [`weights`]: borrowing a CPU tensor's f32 data in place.
 //! - [`memory`]: `MemAvailable`, to refuse a request whose working set cannot fit.
 //! - [`profile`]: optional per-part timers for `dinoreg bench --profile`.
@@ -19,9 +22,11 @@
 pub(crate) mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
+pub(crate) mod gated;
 pub(crate) mod matmul;
 pub(crate) mod memory;
 pub mod profile;
+pub(crate) mod rope;
 pub(crate) mod rows;
 #[cfg(target_arch = "x86_64")]
 mod tile;

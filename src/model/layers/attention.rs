@@ -1,24 +1,26 @@
-//! Multi-head self-attention: HF `Dinov2WithRegistersSelfAttention` + `SelfOutput`. Separate q/k/v
-//! projections in the checkpoint (fused here into one `(3D, D)` matmul; the dot products are the
-//! same), scaled dot product with `head_dim^-0.5`, softmax in f32, optional per-head mask on the
-//! probabilities, and the output projection.
+//! Multi-head self-attention of both generations: HF `Dinov2WithRegistersSelfAttention` +
+//! `SelfOutput` and `DINOv3ViTAttention`. Separate q/k/v projections in the checkpoint (fused here
+//! into one `(3D, D)` matmul; the dot products are the same), DINOv3's RoPE on the q and k of the
+//! patch tokens ([`RopeTable`](crate::model::RopeTable)), scaled dot product with `head_dim^-0.5`,
+//! softmax in f32, optional per-head mask on the probabilities, and the output projection. Any of
+//! the four biases may be absent (DINOv3's `key_bias`, `proj_bias`, ...): it then acts as zeros.
 //!
 //! The block's layer scale can be folded into the output projection
 //! ([`Attention::with_output_scale`]): `(ctx Wᵀ + b) ⊙ s = ctx (Wᵀ diag s) + b ⊙ s`.
 //!
 //! Shapes: x `(B, T, D)`; q, k, v `(B, H, T, D/H)`; probabilities `(B, H, T, T)`; output `(B, T, D)`.
 
-use candle::{DType, Tensor, D};
-use dinoreg_heads::Scope;
+use candle::{DType, Tensor};
 
-use crate::Result;
+use super::{BlockOptions, Linear};
+use crate::{Error, Result};
 
 /// The attention queries, keys and values of one block, all heads concatenated: each `(B, T, D)`.
 #[derive(Debug, Clone)]
 pub struct Qkv {
-    /// Queries `(B, T, D)` (before scaling).
+    /// Queries `(B, T, D)` (before scaling; after RoPE for a model that has it).
     pub q: Tensor,
-    /// Keys `(B, T, D)`.
+    /// Keys `(B, T, D)` (after RoPE for a model that has it).
     pub k: Tensor,
     /// Values `(B, T, D)`.
     pub v: Tensor,
@@ -35,6 +37,20 @@ pub struct AttentionOutput {
     pub qkv: Option<Qkv>,
 }
 
+/// The four projections of an attention layer, as fetched from a checkpoint: q, k, v and the
+/// output projection, each `(D, D)` with an optional bias (absent ones act as zeros).
+#[derive(Debug, Clone)]
+pub struct AttentionWeights {
+    /// The query projection.
+    pub q: Linear,
+    /// The key projection.
+    pub k: Linear,
+    /// The value projection.
+    pub v: Linear,
+    /// The output projection.
+    pub o: Linear,
+}
+
 /// Self-attention with fused q/k/v weights.
 #[derive(Debug, Clone)]
 pub struct Attention {
@@ -48,33 +64,36 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Loads `attention.query/key/value.{weight,bias}` and `output.dense.{weight,bias}` under
-    /// `scope` (the block's `attention.` scope).
-    pub fn load(scope: &Scope<'_>, dim: usize, heads: usize, qkv_bias: bool) -> Result<Self> {
-        let inner = scope.pp("attention");
-        let mut weights = Vec::with_capacity(3);
-        let mut biases = Vec::with_capacity(3);
-        for name in ["query", "key", "value"] {
-            let s = inner.pp(name);
-            weights.push(s.get("weight", &[dim, dim])?);
-            if qkv_bias {
-                biases.push(s.get("bias", &[dim])?);
-            }
+    /// Builds the layer from its projections and head count. The q/k/v weights are fused into
+    /// one `(D, 3D)` matrix; their biases into one `(3D,)` vector (zeros where one is absent, none
+    /// at all when all three are).
+    pub fn new(weights: AttentionWeights, heads: usize) -> Result<Self> {
+        let AttentionWeights { q, k, v, o } = weights;
+        let dim = o.out_features()?;
+        if heads == 0 || dim % heads != 0 {
+            return Err(Error::option(
+                "num_attention_heads",
+                format!("{heads} heads do not divide the width {dim}"),
+            ));
         }
-        let qkv_weight_t = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
-        let qkv_bias = if qkv_bias {
+        let parts = [&q, &k, &v];
+        let qkv_weight_t = Tensor::cat(&parts.map(|l| &l.weight), 0)?
+            .t()?
+            .contiguous()?;
+        let qkv_bias = if parts.iter().any(|l| l.bias.is_some()) {
+            let biases = parts
+                .iter()
+                .map(|l| l.bias_or_zeros())
+                .collect::<Result<Vec<_>>>()?;
             Some(Tensor::cat(&biases, 0)?)
         } else {
             None
         };
-        let out = scope.pp("output").pp("dense");
-        let out_weight_t = out.get("weight", &[dim, dim])?.t()?.contiguous()?;
-        let out_bias = out.get("bias", &[dim])?;
         Ok(Self {
             qkv_weight_t,
             qkv_bias,
-            out_weight_t,
-            out_bias,
+            out_weight_t: o.weight.t()?.contiguous()?,
+            out_bias: o.bias_or_zeros()?,
             heads,
             scale: ((dim / heads) as f64).powf(-0.5),
         })
@@ -89,14 +108,10 @@ impl Attention {
         Ok(self)
     }
 
-    /// Attends over `x` `(B, T, D)`. `head_mask` `(H,)` multiplies the probabilities of each head.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        head_mask: Option<&Tensor>,
-        want_probs: bool,
-        want_qkv: bool,
-    ) -> Result<AttentionOutput> {
+    /// Attends over `x` `(B, T, D)` with the options of the block: the per-head mask `(H,)` of
+    /// the probabilities, the RoPE table rotating the q and k of the patch tokens (the last
+    /// `h·w` tokens), and which extras to return (q and k are returned after RoPE).
+    pub fn forward(&self, x: &Tensor, opts: BlockOptions<'_>) -> Result<AttentionOutput> {
         let (b, t, d) = x.dims3()?;
         let h = self.heads;
         let hd = d / h;
@@ -104,24 +119,31 @@ impl Attention {
         if let Some(bias) = &self.qkv_bias {
             qkv = qkv.broadcast_add(bias)?;
         }
-        let kept = if want_qkv {
+        let qkv = qkv.reshape((b, t, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
+        let mut q = qkv.get(0)?.contiguous()?;
+        let mut k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        if let Some(rope) = opts.rope {
+            q = rope.rotate(&q)?;
+            k = rope.rotate(&k)?;
+        }
+        let kept = if opts.qkv {
+            let merge = |x: &Tensor| -> Result<Tensor> {
+                Ok(x.transpose(1, 2)?.contiguous()?.reshape((b, t, d))?)
+            };
             Some(Qkv {
-                q: qkv.narrow(D::Minus1, 0, d)?.contiguous()?,
-                k: qkv.narrow(D::Minus1, d, d)?.contiguous()?,
-                v: qkv.narrow(D::Minus1, 2 * d, d)?.contiguous()?,
+                q: merge(&q)?,
+                k: merge(&k)?,
+                v: merge(&v)?,
             })
         } else {
             None
         };
-        let qkv = qkv.reshape((b, t, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
         let scores = (q.matmul(&k.t()?)? * self.scale)?;
         let dtype = scores.dtype();
         let mut probs =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        if let Some(mask) = head_mask {
+        if let Some(mask) = opts.head_mask {
             probs = probs.broadcast_mul(&mask.reshape((1, h, 1, 1))?.to_dtype(dtype)?)?;
         }
         let ctx = probs.matmul(&v)?; // (B, H, T, hd)
@@ -131,7 +153,7 @@ impl Attention {
             .broadcast_add(&self.out_bias)?;
         Ok(AttentionOutput {
             output,
-            probs: want_probs.then_some(probs),
+            probs: opts.attention.then_some(probs),
             qkv: kept,
         })
     }

@@ -1,5 +1,6 @@
-//! One pre-norm transformer block: HF `Dinov2WithRegistersLayer`.
-//! `h = x + ls1 ⊙ attn(norm1(x))`, `out = h + ls2 ⊙ ffn(norm2(h))`. Shapes `(B, T, D)`.
+//! One pre-norm transformer block of either generation: HF `Dinov2WithRegistersLayer` and
+//! `DINOv3ViTLayer`. `h = x + ls1 ⊙ attn(norm1(x))`, `out = h + ls2 ⊙ ffn(norm2(h))`. Shapes
+//! `(B, T, D)`.
 //! The layer scales are folded into the output projections at load time; f32 CPU runs go
 //! through [`super::fused`], everything else through candle ops here.
 
@@ -7,7 +8,7 @@ use candle::Tensor;
 use dinoreg_heads::Scope;
 
 use super::{Attention, FeedForward, LayerNorm, Qkv};
-use crate::model::config::Dinov2Config;
+use crate::model::rope::RopeTable;
 use crate::Result;
 
 /// What a block should return besides its output.
@@ -19,6 +20,9 @@ pub struct BlockOptions<'a> {
     pub attention: bool,
     /// Return q, k, v.
     pub qkv: bool,
+    /// The RoPE table of the input's patch grid (DINOv3), rotating the q and k of the patch
+    /// tokens.
+    pub rope: Option<&'a RopeTable>,
 }
 
 /// A block's output.
@@ -41,23 +45,52 @@ pub struct Block {
     ffn: FeedForward,
 }
 
+/// The parts of a block, built by a checkpoint loader. The layer scales `(D,)` are folded into
+/// the attention's output projection and the feed-forward network's last layer.
+#[derive(Debug, Clone)]
+pub struct BlockParts {
+    /// The norm before the attention.
+    pub norm1: LayerNorm,
+    /// The attention.
+    pub attention: Attention,
+    /// The attention's layer scale `(D,)`.
+    pub layer_scale1: Tensor,
+    /// The norm before the feed-forward network.
+    pub norm2: LayerNorm,
+    /// The feed-forward network.
+    pub ffn: FeedForward,
+    /// The feed-forward network's layer scale `(D,)`.
+    pub layer_scale2: Tensor,
+}
+
 impl Block {
-    /// Loads block `encoder.layer.{i}` from `scope` (already scoped to it).
-    pub fn load(scope: &Scope<'_>, cfg: &Dinov2Config) -> Result<Self> {
-        let d = cfg.hidden_size;
-        let eps = cfg.layer_norm_eps;
+    /// Builds a block from its parts, folding the layer scales in.
+    pub fn new(parts: BlockParts) -> Result<Self> {
         Ok(Self {
-            norm1: LayerNorm::load(&scope.pp("norm1"), d, eps)?,
-            attention: Attention::load(
-                &scope.pp("attention"),
-                d,
-                cfg.num_attention_heads,
-                cfg.qkv_bias,
-            )?
-            .with_output_scale(&scope.pp("layer_scale1").get("lambda1", &[d])?)?,
-            norm2: LayerNorm::load(&scope.pp("norm2"), d, eps)?,
-            ffn: FeedForward::load(&scope.pp("mlp"), cfg)?
-                .with_output_scale(&scope.pp("layer_scale2").get("lambda1", &[d])?)?,
+            norm1: parts.norm1,
+            attention: parts.attention.with_output_scale(&parts.layer_scale1)?,
+            norm2: parts.norm2,
+            ffn: parts.ffn.with_output_scale(&parts.layer_scale2)?,
+        })
+    }
+
+    /// Builds a block from its `attention` and `ffn` and the parts both generations' HF
+    /// checkpoints name alike under the block's `scope`: `norm1`, `norm2` (weight and bias `(D,)`,
+    /// epsilon `eps`) and `layer_scale1.lambda1`, `layer_scale2.lambda1` `(D,)`.
+    pub fn load(
+        scope: &Scope<'_>,
+        dim: usize,
+        eps: f64,
+        attention: Attention,
+        ffn: FeedForward,
+    ) -> Result<Self> {
+        Self::new(BlockParts {
+            norm1: LayerNorm::load(&scope.pp("norm1"), dim, eps)?,
+            attention,
+            layer_scale1: scope.pp("layer_scale1").get("lambda1", &[dim])?,
+            norm2: LayerNorm::load(&scope.pp("norm2"), dim, eps)?,
+            ffn,
+            layer_scale2: scope.pp("layer_scale2").get("lambda1", &[dim])?,
         })
     }
 
@@ -68,12 +101,7 @@ impl Block {
 
     /// Runs the block on `x` `(B, T, D)`.
     pub fn forward(&self, x: &Tensor, opts: BlockOptions<'_>) -> Result<BlockOutput> {
-        let a = self.attention.forward(
-            &self.norm1.forward(x)?,
-            opts.head_mask,
-            opts.attention,
-            opts.qkv,
-        )?;
+        let a = self.attention.forward(&self.norm1.forward(x)?, opts)?;
         let h = (x + a.output)?;
         let f = self.ffn.forward(&self.norm2.forward(&h)?)?;
         let hidden = (&h + f)?;

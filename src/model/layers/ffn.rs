@@ -1,14 +1,19 @@
-//! The feed-forward part of a block: HF `Dinov2WithRegistersMLP` (`fc2(act(fc1(x)))`, exact erf
-//! GELU by default) or `Dinov2WithRegistersSwiGLUFFN` (`weights_out(silu(x1) * x2)` with
-//! `x1, x2 = weights_in(x).chunk(2)`, the giant model's). Shapes: `(B, T, D)` → `(B, T, D)`.
-//! The block's layer scale can be folded into the second linear layer
-//! ([`FeedForward::with_output_scale`]).
+//! The feed-forward part of a block, for both generations:
+//! - the plain MLP `down(act(up(x)))`: HF `Dinov2WithRegistersMLP` (`fc2(act(fc1(x)))`) and
+//!   `DINOv3ViTMLP` (`down_proj(act(up_proj(x)))`);
+//! - the gated MLP `down(act(gate(x)) · up(x))`: HF `Dinov2WithRegistersSwiGLUFFN` (one
+//!   `weights_in` holding gate and up, SiLU) and `DINOv3ViTGatedMLP` (`gate_proj`, `up_proj`,
+//!   `down_proj`, `hidden_act`). Gate and up are stored as one `(D, 2h)` matrix `[gate | up]`.
+//!
+//! Absent biases (DINOv3's `mlp_bias = false`) act as zeros. The block's layer scale can be folded
+//! into the last linear layer ([`FeedForward::with_output_scale`]). Shapes: `(B, T, D)` →
+//! `(B, T, D)`.
 
 use candle::{Tensor, D};
-use dinoreg_heads::Scope;
 
 use super::attention::fold_output_scale;
-use crate::model::config::{Dinov2Config, HiddenAct};
+use super::Linear;
+use crate::model::config::HiddenAct;
 use crate::Result;
 
 /// A linear layer stored transposed for a plain matmul: `y = x Wᵀ + b`.
@@ -19,10 +24,10 @@ struct Dense {
 }
 
 impl Dense {
-    fn load(scope: &Scope<'_>, input: usize, output: usize) -> Result<Self> {
+    fn new(linear: &Linear) -> Result<Self> {
         Ok(Self {
-            weight_t: scope.get("weight", &[output, input])?.t()?.contiguous()?,
-            bias: scope.get("bias", &[output])?,
+            weight_t: linear.weight.t()?.contiguous()?,
+            bias: linear.bias_or_zeros()?,
         })
     }
 
@@ -32,116 +37,129 @@ impl Dense {
     }
 }
 
-/// The block's feed-forward network.
-#[derive(Debug, Clone)]
-pub enum FeedForward {
-    /// `fc1` → activation → `fc2`.
-    Mlp {
-        /// `fc1`.
-        fc1: Box<DenseParts>,
-        /// The activation.
-        act: HiddenAct,
-    },
-    /// SwiGLU: `weights_in` `(2h, D)`, `weights_out` `(D, h)`.
-    SwiGlu(Box<DenseParts>),
+/// Which feed-forward network a block has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedForwardKind {
+    /// `down(act(up(x)))`.
+    Mlp,
+    /// `down(act(gate(x)) · up(x))`.
+    Gated,
 }
 
-/// The two linear layers of a feed-forward network.
+/// The block's feed-forward network.
 #[derive(Debug, Clone)]
-pub struct DenseParts {
+pub struct FeedForward {
+    kind: FeedForwardKind,
+    act: HiddenAct,
+    /// `up`, or `[gate | up]` for the gated network: `(D, h)` or `(D, 2h)`.
     first: Dense,
+    /// `down`: `(h, D)`.
     second: Dense,
+    /// The hidden width h.
     hidden: usize,
 }
 
 impl FeedForward {
-    /// Loads `mlp.fc1/fc2` or, for SwiGLU configs, `mlp.weights_in/weights_out` under `scope`.
-    pub fn load(scope: &Scope<'_>, cfg: &Dinov2Config) -> Result<Self> {
-        let d = cfg.hidden_size;
-        if cfg.use_swiglu_ffn {
-            let h = cfg.swiglu_hidden_size();
-            Ok(Self::SwiGlu(Box::new(DenseParts {
-                first: Dense::load(&scope.pp("weights_in"), d, 2 * h)?,
-                second: Dense::load(&scope.pp("weights_out"), h, d)?,
-                hidden: h,
-            })))
-        } else {
-            let h = cfg.mlp_hidden_size();
-            Ok(Self::Mlp {
-                fc1: Box::new(DenseParts {
-                    first: Dense::load(&scope.pp("fc1"), d, h)?,
-                    second: Dense::load(&scope.pp("fc2"), h, d)?,
-                    hidden: h,
-                }),
-                act: cfg.hidden_act,
-            })
-        }
+    /// The plain MLP `down(act(up(x)))`.
+    pub fn mlp(up: Linear, down: Linear, act: HiddenAct) -> Result<Self> {
+        Ok(Self {
+            kind: FeedForwardKind::Mlp,
+            act,
+            hidden: up.out_features()?,
+            first: Dense::new(&up)?,
+            second: Dense::new(&down)?,
+        })
     }
 
-    /// Multiplies the output by `scale` `(D,)` (the block's layer scale), folded into the second
+    /// The gated MLP `down(act(gate(x)) · up(x))` from separate gate and up projections.
+    pub fn gated(gate: Linear, up: Linear, down: Linear, act: HiddenAct) -> Result<Self> {
+        let weight = Tensor::cat(&[&gate.weight, &up.weight], 0)?;
+        let bias = match (&gate.bias, &up.bias) {
+            (None, None) => None,
+            _ => Some(Tensor::cat(
+                &[gate.bias_or_zeros()?, up.bias_or_zeros()?],
+                0,
+            )?),
+        };
+        Self::gated_fused(Linear::new(weight, bias), down, act)
+    }
+
+    /// The gated MLP from one projection `(2h, D)` whose first h rows are the gate and last h the
+    /// up projection (DINOv2's `weights_in`).
+    pub fn gated_fused(gate_up: Linear, down: Linear, act: HiddenAct) -> Result<Self> {
+        Ok(Self {
+            kind: FeedForwardKind::Gated,
+            act,
+            hidden: gate_up.out_features()? / 2,
+            first: Dense::new(&gate_up)?,
+            second: Dense::new(&down)?,
+        })
+    }
+
+    /// Multiplies the output by `scale` `(D,)` (the block's layer scale), folded into the last
     /// linear layer.
     pub fn with_output_scale(mut self, scale: &Tensor) -> Result<Self> {
-        let parts = self.parts_mut();
-        let (w, b) = fold_output_scale(&parts.second.weight_t, &parts.second.bias, scale)?;
-        parts.second = Dense {
+        let (w, b) = fold_output_scale(&self.second.weight_t, &self.second.bias, scale)?;
+        self.second = Dense {
             weight_t: w,
             bias: b,
         };
         Ok(self)
     }
 
-    fn parts_mut(&mut self) -> &mut DenseParts {
-        match self {
-            Self::Mlp { fc1, .. } => fc1,
-            Self::SwiGlu(parts) => parts,
-        }
+    /// Plain or gated.
+    pub fn kind(&self) -> FeedForwardKind {
+        self.kind
     }
 
-    /// The activation, `None` for SwiGLU.
-    pub(crate) fn activation(&self) -> Option<HiddenAct> {
-        match self {
-            Self::Mlp { act, .. } => Some(*act),
-            Self::SwiGlu(_) => None,
+    /// The activation.
+    pub fn activation(&self) -> HiddenAct {
+        self.act
+    }
+
+    /// The width of the first layer's output as the fused path stores it: h, or 2h when gated.
+    pub(crate) fn width(&self) -> usize {
+        match self.kind {
+            FeedForwardKind::Mlp => self.hidden,
+            FeedForwardKind::Gated => 2 * self.hidden,
         }
     }
 
     /// The two layers: first weight `(D, h or 2h)` and bias, second weight `(h, D)` and bias
     /// (weights transposed), and the hidden width h.
     pub(crate) fn tensors(&self) -> ([&Tensor; 4], usize) {
-        let p = match self {
-            Self::Mlp { fc1, .. } => fc1,
-            Self::SwiGlu(parts) => parts,
-        };
         (
             [
-                &p.first.weight_t,
-                &p.first.bias,
-                &p.second.weight_t,
-                &p.second.bias,
+                &self.first.weight_t,
+                &self.first.bias,
+                &self.second.weight_t,
+                &self.second.bias,
             ],
-            p.hidden,
+            self.hidden,
         )
     }
 
     /// Applies the network to `x` `(B, T, D)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Mlp { fc1: parts, act } => {
-                let h = parts.first.forward(x)?;
-                let h = match act {
-                    HiddenAct::Gelu => h.gelu_erf()?,
-                    HiddenAct::GeluTanh => h.gelu()?,
-                    HiddenAct::Relu => h.relu()?,
-                    HiddenAct::Silu => h.silu()?,
-                };
-                parts.second.forward(&h)
+        let y = self.first.forward(x)?;
+        let hidden = match self.kind {
+            FeedForwardKind::Mlp => activate(&y, self.act)?,
+            FeedForwardKind::Gated => {
+                let gate = y.narrow(D::Minus1, 0, self.hidden)?;
+                let up = y.narrow(D::Minus1, self.hidden, self.hidden)?;
+                (activate(&gate, self.act)? * up)?
             }
-            Self::SwiGlu(parts) => {
-                let y = parts.first.forward(x)?;
-                let x1 = y.narrow(D::Minus1, 0, parts.hidden)?;
-                let x2 = y.narrow(D::Minus1, parts.hidden, parts.hidden)?;
-                parts.second.forward(&(x1.silu()? * x2)?)
-            }
-        }
+        };
+        self.second.forward(&hidden)
     }
+}
+
+/// `act(x)` with candle ops.
+fn activate(x: &Tensor, act: HiddenAct) -> Result<Tensor> {
+    Ok(match act {
+        HiddenAct::Gelu => x.gelu_erf()?,
+        HiddenAct::GeluTanh => x.gelu()?,
+        HiddenAct::Relu => x.relu()?,
+        HiddenAct::Silu => x.silu()?,
+    })
 }

@@ -2,22 +2,26 @@
 //!
 //! 1. `normed = LN1(x + pending)`: the previous block's last bias is added here, not in a pass
 //!    of its own.
-//! 2. `qkv = normed W_qkv + b` (bias rows written first, the GEMM accumulates onto them).
+//! 2. `qkv = normed W_qkv + b` (bias rows written first, the GEMM accumulates onto them); with
+//!    DINOv3's RoPE, the q and k of the patch tokens are then rotated in place, in one pass.
 //! 3. `ctx = attention(qkv)`, per head and block of query rows, into the `normed` buffer.
 //! 4. `x += ctx W_o'` (layer scale folded into `W_o'`), GEMM accumulating into the residual.
 //! 5. `normed = LN2(x + b_o')`.
-//! 6. `hidden = act(normed W_1 + b_1)` (bias and activation in one pass), or SwiGLU.
+//! 6. `hidden = act(normed W_1 + b_1)` (bias and activation in one pass), or the gated
+//!    `act(gate) · up` (SwiGLU for SiLU).
 //! 7. `x += hidden W_2'`, leaving `b_2'` pending for the next norm.
 //!
 //! Shapes: residual `x` `(B·T, D)`; `normed` `(B·T, D)`; `wide` `(B·T, max(3D, ffn width))`.
 
 use candle::{Device, Tensor};
 
-use super::{Block, BlockOptions, Qkv};
+use super::{Block, BlockOptions, FeedForwardKind, Qkv};
 use crate::model::config::HiddenAct;
 use crate::model::kernels::attention::{attention, AttentionParams, AttentionShape};
+use crate::model::kernels::gated::gated_act;
 use crate::model::kernels::matmul::{matmul, Layout, Product};
 use crate::model::kernels::profile::{time, Part};
+use crate::model::kernels::rope::{rotate_qk, RopeShape};
 use crate::model::kernels::rows;
 use crate::model::kernels::vector::Act;
 use crate::model::kernels::weights::f32_slice;
@@ -169,6 +173,15 @@ impl Block {
                 Layout::row_major(d, 3 * d),
                 p,
             );
+            if let Some(rope) = opts.rope {
+                let (cos, sin) = rope.slices();
+                let shape = RopeShape {
+                    tokens: t,
+                    heads,
+                    head_dim: d / heads,
+                };
+                rotate_qk(qkv, shape, cos, sin);
+            }
             Ok(())
         })?;
         if opts.qkv {
@@ -247,9 +260,9 @@ impl Block {
                 Product::overwrite(),
             )
         });
-        time(Part::Activation, || match ffn.activation() {
-            Some(a) => rows::bias_act(hidden, &ba, act(a)),
-            None => rows::swiglu(hidden, &ba),
+        time(Part::Activation, || match ffn.kind() {
+            FeedForwardKind::Mlp => rows::bias_act(hidden, &ba, act(ffn.activation())),
+            FeedForwardKind::Gated => gated_act(hidden, &ba, act(ffn.activation())),
         });
 
         // 7. x += hidden W_2', bias pending.

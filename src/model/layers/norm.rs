@@ -19,16 +19,23 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Loads `weight` and `bias` `(dim,)` under `scope`.
-    pub fn load(scope: &Scope<'_>, dim: usize, eps: f64) -> Result<Self> {
-        let weight = scope.get("weight", &[dim])?;
-        let bias = scope.get("bias", &[dim])?;
-        Ok(Self {
+    /// A norm from its weight and bias `(dim,)`.
+    pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        Self {
             inner: candle_nn::LayerNorm::new(weight.clone(), bias.clone(), eps),
             weight,
             bias,
             eps,
-        })
+        }
+    }
+
+    /// Loads `weight` and `bias` `(dim,)` under `scope`.
+    pub fn load(scope: &Scope<'_>, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self::new(
+            scope.get("weight", &[dim])?,
+            scope.get("bias", &[dim])?,
+            eps,
+        ))
     }
 
     /// Normalises `x` `(…, D)`.

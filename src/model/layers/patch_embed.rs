@@ -1,5 +1,5 @@
-//! Patch embedding: HF `Dinov2WithRegistersPatchEmbeddings`, a `Conv2d(C, D, kernel=p, stride=p)`
-//! with bias. Pixels `(B, C, H, W)` → tokens `(B, (H/p)·(W/p), D)`, row-major; trailing rows and
+//! Patch embedding of both generations: HF `Dinov2WithRegistersPatchEmbeddings` and DINOv3's
+//! `patch_embeddings`, a `Conv2d(C, D, kernel=p, stride=p)` with bias. Pixels `(B, C, H, W)` → tokens `(B, (H/p)·(W/p), D)`, row-major; trailing rows and
 //! columns that do not fill a patch are ignored (HF floors).
 
 use candle::Tensor;
@@ -19,10 +19,16 @@ pub struct PatchEmbed {
 }
 
 impl PatchEmbed {
-    /// Loads `projection.weight` `(D, C, p, p)` and `projection.bias` `(D,)` under `scope`.
+    /// Loads `weight` `(D, C, p, p)` and `bias` `(D,)` under `scope` (DINOv2's
+    /// `patch_embeddings.projection`, DINOv3's `patch_embeddings`).
     pub fn load(scope: &Scope<'_>, channels: usize, dim: usize, patch: usize) -> Result<Self> {
-        let weight = scope.get("projection.weight", &[dim, channels, patch, patch])?;
-        let bias = scope.get("projection.bias", &[dim])?;
+        let weight = scope.get("weight", &[dim, channels, patch, patch])?;
+        Self::new(weight, scope.get("bias", &[dim])?)
+    }
+
+    /// The projection from the conv weight `(D, C, p, p)` and bias `(D,)`.
+    pub fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
+        let (dim, channels, patch, _) = weight.dims4()?;
         Ok(Self {
             weight: weight.reshape((dim, channels * patch * patch))?,
             bias,

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{
+    config_error, find_backbone_config, parse_json, read_json, stage_names, CommonChecks,
+    Generation, HiddenAct,
+};
 use crate::{Error, Result};
 
 /// Which HF model family the config describes. They share the network; they differ in the default
@@ -23,24 +27,6 @@ pub enum ModelType {
     /// `dinov2` (no registers).
     #[serde(rename = "dinov2")]
     Dinov2,
-}
-
-/// The activation of the MLP (`hidden_act`). HF's `"gelu"` is the exact erf GELU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum HiddenAct {
-    /// Exact GELU, `0.5 x (1 + erf(x / √2))` (`"gelu"`).
-    #[default]
-    #[serde(rename = "gelu")]
-    Gelu,
-    /// The tanh approximation of GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
-    #[serde(rename = "gelu_pytorch_tanh", alias = "gelu_new", alias = "gelu_fast")]
-    GeluTanh,
-    /// `"relu"`.
-    #[serde(rename = "relu")]
-    Relu,
-    /// `"silu"` / `"swish"`.
-    #[serde(rename = "silu", alias = "swish")]
-    Silu,
 }
 
 /// Every field of HF's `Dinov2WithRegistersConfig` (and `Dinov2Config`). Unknown keys are ignored.
@@ -136,30 +122,17 @@ impl Default for Dinov2Config {
     }
 }
 
-fn config_error(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Config {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
 impl Dinov2Config {
     /// Reads and validates a `config.json`. A Depth-Anything style config is accepted too: its
     /// `backbone_config` is used.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| config_error(path, format!("not valid JSON ({e})")))?;
-        Self::from_value_at(&value, path)
+        Self::from_value_at(&read_json(path)?, path)
     }
 
     /// Parses and validates a config from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let path = PathBuf::from("<json>");
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| config_error(&path, format!("not valid JSON ({e})")))?;
-        Self::from_value_at(&value, &path)
+        Self::from_value_at(&parse_json(text)?, &PathBuf::from("<json>"))
     }
 
     /// Parses and validates a config from a JSON value: the DINOv2 config itself, or a config with
@@ -168,23 +141,13 @@ impl Dinov2Config {
         Self::from_value_at(value, Path::new("<json>"))
     }
 
-    fn from_value_at(value: &serde_json::Value, path: &Path) -> Result<Self> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| config_error(path, "expected a JSON object"))?;
-        let model_type = obj.get("model_type").and_then(|m| m.as_str());
-        match model_type {
-            Some("dinov2_with_registers") | Some("dinov2") => Self::parse_own(value, path),
-            _ => match obj.get("backbone_config") {
-                Some(inner) if inner.is_object() => Self::parse_own(inner, path),
-                _ => Err(config_error(
-                    path,
-                    format!(
-                        "model_type {:?} is not a DINOv2 config (expected \"dinov2_with_registers\" or \"dinov2\", or a `backbone_config` holding one)",
-                        model_type.unwrap_or("<missing>")
-                    ),
-                )),
-            },
+    pub(crate) fn from_value_at(value: &serde_json::Value, path: &Path) -> Result<Self> {
+        match find_backbone_config(value, path)? {
+            (inner, Generation::Dinov2) => Self::parse_own(inner, path),
+            (_, Generation::Dinov3) => Err(config_error(
+                path,
+                "this is a DINOv3 config (model_type \"dinov3_vit\"), not a DINOv2 config; read it with Dinov3Config or load the model with DinoModel",
+            )),
         }
     }
 
@@ -211,28 +174,24 @@ impl Dinov2Config {
     /// Checks the config for internal consistency.
     pub fn validate(&self) -> Result<()> {
         let p = Path::new("<config>");
-        let positive = [
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("patch_size", self.patch_size),
-            ("image_size", self.image_size),
-            ("num_channels", self.num_channels),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(config_error(p, format!("{name} must be at least 1, got 0")));
-            }
+        CommonChecks {
+            positive: &[
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("patch_size", self.patch_size),
+                ("image_size", self.image_size),
+                ("num_channels", self.num_channels),
+            ],
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            layer_norm_eps: self.layer_norm_eps,
+            stage_names: self.stage_names.as_deref(),
+            out_features: self.out_features.as_deref(),
+            out_indices: self.out_indices.as_deref(),
         }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(config_error(
-                p,
-                format!(
-                    "hidden_size {} is not divisible by num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        .run()?;
         if self.image_size < self.patch_size {
             return Err(config_error(
                 p,
@@ -248,41 +207,12 @@ impl Dinov2Config {
                 format!("mlp_ratio must be positive, got {}", self.mlp_ratio),
             ));
         }
-        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
-            return Err(config_error(
-                p,
-                format!(
-                    "layer_norm_eps must be positive, got {}",
-                    self.layer_norm_eps
-                ),
-            ));
-        }
-        if let Some(names) = &self.stage_names {
-            let expected = self.derived_stage_names();
-            if *names != expected {
-                return Err(config_error(
-                    p,
-                    format!(
-                        "stage_names {names:?} do not match num_hidden_layers {} (expected {expected:?})",
-                        self.num_hidden_layers
-                    ),
-                ));
-            }
-        }
-        crate::model::backbone::align_out_stages(
-            &self.derived_stage_names(),
-            self.out_features.as_deref(),
-            self.out_indices.as_deref(),
-        )
-        .map_err(|e| config_error(p, e.to_string()))?;
         Ok(())
     }
 
     /// `["stem", "stage1", …, "stageL"]`.
     pub fn derived_stage_names(&self) -> Vec<String> {
-        std::iter::once("stem".to_string())
-            .chain((1..=self.num_hidden_layers).map(|i| format!("stage{i}")))
-            .collect()
+        stage_names(self.num_hidden_layers)
     }
 
     /// Width of one attention head.
