@@ -212,6 +212,7 @@ impl Dinov3Model {
     ///     num_hidden_layers: 2,
     ///     num_attention_heads: 2,
     ///     intermediate_size: 64,
+    ///     num_register_tokens: 4,
     ///     ..Dinov3Config::default()
     /// };
     /// let model = Dinov3Model::random(&config, 0, &LoadOptions::default())?;
