@@ -164,7 +164,7 @@ fn ms(d: Duration) -> f64 {
 fn print_profile(times: &[f64]) {
     let total: f64 = times.iter().sum();
     let iters = times.len() as f64;
-    println!("time per pass by part:");
+    println!("time per pass by part ({} kernels):", profile::simd_path());
     for (part, d) in profile::report() {
         let t = ms(d);
         if t > 0.0 {

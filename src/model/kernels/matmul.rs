@@ -1,7 +1,9 @@
-//! f32 GEMM on strided views of plain buffers, through the `gemm` crate (AVX-512 kernels with its
-//! `x86-v4` feature, chosen at run time): `dst = [dst +] scale · lhs · rhs`, where any operand may
-//! be a column block of a wider matrix (q, k, v of one head inside the fused `(B·T, 3D)`
-//! projection) or a transposed view (kᵀ), so nothing is copied into a contiguous layout first.
+//! f32 GEMM on strided views of plain buffers, through the `gemm` crate (which picks its kernels
+//! at run time: AVX-512 when dinoreg's `gemm-avx512` feature turns on gemm's `x86-v4`, else AVX2 +
+//! FMA, NEON or scalar): `dst = [dst +] scale · lhs · rhs`, where any operand may
+//! be a column block of a wider matrix (the first `h` columns of the SwiGLU hidden layer) or a
+//! transposed view (any row and column strides), so nothing is copied into a contiguous layout
+//! first.
 
 /// Where a matrix lives inside a buffer, in floats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +43,6 @@ impl Layout {
             return self.offset;
         }
         self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
-    }
-
-    /// The transposed view of the same elements.
-    pub fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
     }
 }
 
@@ -235,7 +226,13 @@ mod tests {
         let lhs: Vec<f32> = (0..45).map(|i| (i as f32 * 0.37).sin()).collect();
         let rhs: Vec<f32> = (0..40).map(|i| (i as f32 * 0.11).cos()).collect();
         let l = Layout::block(2 + 9, 3, 4, 9);
-        let r = Layout::block(1, 5, 4, 8).t();
+        let r = Layout {
+            offset: 1,
+            rows: 4,
+            cols: 5,
+            row_stride: 1,
+            col_stride: 8,
+        };
         let d = Layout::block(1, 3, 5, 7);
         let mut dst = vec![1.0f32; 22];
         let p = Product {

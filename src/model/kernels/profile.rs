@@ -1,6 +1,6 @@
 //! Optional timing of the parts of the fused CPU encoder (`dinoreg bench --profile`): when
 //! enabled, each part adds its wall time to a counter; off by default, where it costs one relaxed
-//! atomic load per part.
+//! atomic load per part. Also which SIMD path the kernels take ([`simd_path`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -93,4 +93,28 @@ pub(crate) fn time<R>(part: Part, f: impl FnOnce() -> R) -> R {
     let r = f();
     NANOS[part as usize].fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     r
+}
+
+/// The SIMD path the fused kernels take in this process (`"avx512"`, `"avx2"`, `"neon"` or
+/// `"scalar"`, as `DINOREG_SIMD` spells them): the widest the CPU has unless `DINOREG_SIMD` asks
+/// for another (see the crate README). The first call (or the first forward pass) makes the choice,
+/// which then holds for the life of the process.
+pub fn simd_path() -> &'static str {
+    super::isa::active().name()
+}
+
+/// Makes the fused kernels take the SIMD path `name` from now on, in the whole process; an error
+/// says why this CPU cannot (or that the name is unknown). For tests that cover every path in one
+/// process, not a stable API.
+#[doc(hidden)]
+pub fn force_simd_path(name: &str) -> Result<(), String> {
+    let isa = super::isa::Isa::from_name(name)
+        .ok_or_else(|| format!("{name:?} names no SIMD path (avx512, avx2, neon, scalar)"))?;
+    super::isa::force(isa).map_err(|why| format!("{}: {why}", isa.name()))
+}
+
+/// Every SIMD path the fused kernels have, widest first.
+#[doc(hidden)]
+pub fn simd_paths() -> [&'static str; 4] {
+    super::isa::Isa::ALL.map(super::isa::Isa::name)
 }

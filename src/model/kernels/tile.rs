@@ -1,25 +1,18 @@
-//! The AVX-512 register tile of the attention kernels ([`super::attention_avx512`]):
-//! `c[i][j] = Σ_k a[i][k] b[k][j]` for up to 6 rows of `a` (broadcast one element at a time) and
-//! up to 64 columns of `b` (four vectors per k, read from rows `b_stride` apart: a packed key
-//! panel or value rows), with 24 accumulators kept in registers over the whole depth. How the
-//! sums leave ([`Out`]) is chosen per call.
+//! The register tile of the attention kernels ([`super::attention_tiled`]), generic over [`Simd`]:
+//! `c[i][j] = Σ_k a[i][k] b[k][j]` for up to `S::TILE_ROWS` rows of `a` (broadcast one element at
+//! a time) and up to `S::TILE_VECS` vectors of columns of `b` (read from rows `b_stride` apart: a
+//! packed key panel or padded value rows), with every accumulator kept in a register over the
+//! whole depth (6 × 4 vectors on AVX-512 and NEON, 6 × 2 on AVX2, 4 × 4 floats on scalar). How
+//! the sums leave ([`Out`]) is chosen per call.
 
-use std::arch::x86_64::*;
-
-use super::vector::avx512::mask;
-
-/// Rows of `a` per tile.
-pub(crate) const ROWS: usize = 6;
-/// Columns of `b` per tile (4 vectors).
-pub(crate) const WIDTH: usize = 64;
-/// Rows of `b` prefetched ahead.
-const PREFETCH: usize = 16;
+use super::simd::{keep_n, store_n, Simd};
 
 /// How the sums are written to `c`.
 #[derive(Clone, Copy)]
 pub(crate) enum Out {
-    /// As they are, also raising the running row maxima (one vector per row).
-    Max(*mut __m512),
+    /// As they are, also raising the running row maxima (one vector of `S::LANES` floats per
+    /// row, rows `S::LANES` apart).
+    Max(*mut f32),
     /// Times one factor per row.
     Scaled(*const f32),
     /// Added to what `c` holds.
@@ -27,7 +20,7 @@ pub(crate) enum Out {
 }
 
 /// One tile: `a` rows `a_stride` apart, `b` rows (one per k) `b_stride` apart of which `width`
-/// (≤ 64) floats are used, `depth` values of k, `c` rows `c_stride` apart.
+/// floats are used, `depth` values of k, `c` rows `c_stride` apart.
 pub(crate) struct Tile {
     pub a: *const f32,
     pub a_stride: usize,
@@ -39,63 +32,68 @@ pub(crate) struct Tile {
     pub width: usize,
 }
 
+/// Rows of `b` prefetched ahead.
+const PREFETCH: usize = 16;
+
 impl Tile {
-    /// Runs the tile on `min(rows, 6)` rows with as many vectors as `width` needs.
+    /// Runs the tile on `min(rows, S::TILE_ROWS)` rows with as many vectors as `width` needs.
     ///
     /// # Safety
-    /// AVX-512F must be present; every row touched (`rows` rows of `a` and `c`, `depth` rows of
-    /// `b`, `width` floats each, and the `Out` pointer's `rows` entries) must be valid.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn run_rows(&self, rows: usize, out: Out) {
-        match self.width.div_ceil(16) {
-            1 => self.rows::<1>(rows, out),
-            2 => self.rows::<2>(rows, out),
-            3 => self.rows::<3>(rows, out),
-            _ => self.rows::<4>(rows, out),
+    /// Every row touched must be valid: `rows` rows of `a` (`depth` floats each) and of `c`
+    /// (`width` floats), `depth` rows of `b` of `width` rounded up to whole vectors (the padding
+    /// is read, never used), and the `Out` pointer's `rows` entries. `width ≤ TILE_VECS · LANES`.
+    #[inline(always)]
+    pub(crate) unsafe fn run_rows<S: Simd>(&self, s: S, rows: usize, out: Out) {
+        match self.width.div_ceil(S::LANES).min(S::TILE_VECS) {
+            1 => self.rows::<S, 1>(s, rows, out),
+            2 => self.rows::<S, 2>(s, rows, out),
+            3 => self.rows::<S, 3>(s, rows, out),
+            _ => self.rows::<S, 4>(s, rows, out),
         }
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const V: usize>(&self, rows: usize, out: Out) {
-        match rows {
-            1 => self.run::<1, V>(out),
-            2 => self.run::<2, V>(out),
-            3 => self.run::<3, V>(out),
-            4 => self.run::<4, V>(out),
-            5 => self.run::<5, V>(out),
-            _ => self.run::<ROWS, V>(out),
+    #[inline(always)]
+    unsafe fn rows<S: Simd, const V: usize>(&self, s: S, rows: usize, out: Out) {
+        match rows.min(S::TILE_ROWS) {
+            1 => self.run::<S, 1, V>(s, out),
+            2 => self.run::<S, 2, V>(s, out),
+            3 => self.run::<S, 3, V>(s, out),
+            4 => self.run::<S, 4, V>(s, out),
+            5 => self.run::<S, 5, V>(s, out),
+            _ => self.run::<S, 6, V>(s, out),
         }
     }
 
     /// Every index into `acc` is a constant once the loops over `R` and `V` unroll, so the
     /// accumulators stay in registers (iterators over `acc`, a by-value return of it or a large
     /// epilogue each made LLVM keep them in memory, storing one after every FMA).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[inline(always)]
     #[allow(clippy::needless_range_loop)]
-    unsafe fn run<const R: usize, const V: usize>(&self, out: Out) {
-        let mut masks = [0 as __mmask16; V];
-        for q in 0..V {
-            masks[q] = mask(self.width.saturating_sub(16 * q));
+    unsafe fn run<S: Simd, const R: usize, const V: usize>(&self, s: S, out: Out) {
+        if R > S::TILE_ROWS || V > S::TILE_VECS {
+            // Never called (`run_rows` clamps to the path's tile); a constant test that leaves
+            // these variants empty instead of compiling tiles that would not fit the registers.
+            return;
         }
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let l = S::LANES;
+        let mut acc = [[s.splat(0.0); V]; R];
         let (a, a_stride, b, b_stride) = (self.a, self.a_stride, self.b, self.b_stride);
+        // Cache lines of one row of `b`.
+        let lines = (V * l * 4).div_ceil(64);
         for k in 0..self.depth {
             let row = b.add(k * b_stride);
-            let ahead = row.wrapping_add(PREFETCH * b_stride) as *const i8;
-            for q in 0..V {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * q));
+            let ahead = row.wrapping_add(PREFETCH * b_stride);
+            for line in 0..lines {
+                s.prefetch(ahead.wrapping_add(16 * line));
             }
-            let mut bs = [_mm512_setzero_ps(); V];
+            let mut bs = [s.splat(0.0); V];
             for q in 0..V {
-                bs[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
+                bs[q] = s.load(row.add(l * q));
             }
             for i in 0..R {
-                let x = _mm512_set1_ps(*a.add(i * a_stride + k));
+                let x = s.splat(*a.add(i * a_stride + k));
                 for q in 0..V {
-                    acc[i][q] = _mm512_fmadd_ps(x, bs[q], acc[i][q]);
+                    acc[i][q] = s.mul_add(x, bs[q], acc[i][q]);
                 }
             }
         }
@@ -103,32 +101,26 @@ impl Tile {
             let row = self.c.add(i * self.c_stride);
             match out {
                 Out::Max(maxv) => {
-                    let m = maxv.add(i);
-                    let mut cur = m.read_unaligned();
+                    let m = maxv.add(i * l);
+                    let mut cur = s.load(m);
                     for q in 0..V {
-                        _mm512_mask_storeu_ps(row.add(16 * q), masks[q], acc[i][q]);
-                        cur = _mm512_mask_max_ps(cur, masks[q], cur, acc[i][q]);
+                        let n = self.width - l * q;
+                        store_n(s, row.add(l * q), acc[i][q], n);
+                        cur = s.max(keep_n(s, acc[i][q], n, f32::NEG_INFINITY), cur);
                     }
-                    m.write_unaligned(cur);
+                    s.store(m, cur);
                 }
                 Out::Scaled(f) => {
-                    let k = _mm512_set1_ps(*f.add(i));
+                    let k = s.splat(*f.add(i));
                     for q in 0..V {
-                        _mm512_mask_storeu_ps(
-                            row.add(16 * q),
-                            masks[q],
-                            _mm512_mul_ps(acc[i][q], k),
-                        );
+                        store_n(s, row.add(l * q), s.mul(acc[i][q], k), self.width - l * q);
                     }
                 }
                 Out::Add => {
                     for q in 0..V {
-                        let c = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
-                        _mm512_mask_storeu_ps(
-                            row.add(16 * q),
-                            masks[q],
-                            _mm512_add_ps(c, acc[i][q]),
-                        );
+                        let n = self.width - l * q;
+                        let c = super::simd::load_n(s, row.add(l * q), n);
+                        store_n(s, row.add(l * q), s.add(c, acc[i][q]), n);
                     }
                 }
             }
