@@ -1,0 +1,5 @@
+//! Robustness: crafted or corrupted user files, and inputs that once crashed or blew up memory, give a
+//! typed one-line error (or a bounded, correct result), never a panic (issue 12). One test binary, one
+//! module per kind of input; the fuzz targets' crashes (`tests/fuzz/`) are replayed here on stable.
+
+mod index_files;
