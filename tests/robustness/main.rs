@@ -2,4 +2,5 @@
 //! typed one-line error (or a bounded, correct result), never a panic (issue 12). One test binary, one
 //! module per kind of input; the fuzz targets' crashes (`tests/fuzz/`) are replayed here on stable.
 
+mod checkpoints;
 mod index_files;
