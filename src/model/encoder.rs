@@ -396,7 +396,7 @@ impl Dinov2Model {
         if !self.device.is_cpu() {
             return Ok(());
         }
-        let Some(available) = memory::available_bytes() else {
+        let Some(available) = memory::available_memory() else {
             return Ok(());
         };
         let (b, _, height, width) = pixels.dims4()?;

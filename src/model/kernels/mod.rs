@@ -11,7 +11,8 @@
 //!   `T × T` score matrix.
 //! - `attention_avx512`: the register-tiled AVX-512 kernels of the attention.
 //! - [`weights`]: borrowing a CPU tensor's f32 data in place.
-//! - [`memory`]: `MemAvailable`, to refuse a request whose working set cannot fit.
+//! - [`memory`]: the memory this process can still use (machine, cgroups, a set limit), to refuse
+//!   a request whose working set cannot fit.
 //! - [`profile`]: optional per-part timers for `dinoreg bench --profile`.
 //!
 //! All buffers are row-major `(rows, width)` slices; a token matrix is `(B·T, D)`.
@@ -20,7 +21,7 @@ pub(crate) mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
 pub(crate) mod matmul;
-pub(crate) mod memory;
+pub mod memory;
 pub mod profile;
 pub(crate) mod rows;
 #[cfg(target_arch = "x86_64")]
