@@ -3,9 +3,10 @@
 //!
 //! Mirrors `PIL.Image.open(path).convert("RGB")` as transformers' `convert_to_rgb` calls it:
 //! - gray, palette and gray+alpha are expanded to three equal / looked-up channels;
-//! - alpha is dropped ([`AlphaMode::Drop`], PIL's plain convert, transformers v4) or composited on white
-//!   ([`AlphaMode::White`], transformers v5 `convert_to_rgb`, PIL `alpha_composite` on an opaque white
-//!   background, bit-exact);
+//! - transparency (an alpha channel, or a palette / colour key with `tRNS`) is composited on white
+//!   ([`AlphaMode::White`], the default: transformers v5 `convert_to_rgb`, PIL `alpha_composite` on an
+//!   opaque white background, bit-exact) or dropped ([`AlphaMode::Drop`], PIL's plain
+//!   `convert("RGB")`, transformers v4);
 //! - 16-bit gray PNGs (PIL mode `I;16`) are clipped to 255 (`min(v, 255)`), 16-bit RGB/RGBA/gray+alpha keep
 //!   the high byte (`v >> 8`), as Pillow's PNG plugin and converters do.
 //!
@@ -70,13 +71,18 @@ impl DecodeLimits {
 }
 
 /// What happens to transparency when an image is converted to RGB.
+///
+/// The default follows the transformers release the project matches (v5): [`AlphaMode::White`].
+/// Opaque images give the same pixels either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AlphaMode {
-    /// Drop the alpha channel: PIL's plain `convert("RGB")` (transformers v4 `convert_to_rgb`).
+    /// Composite on an opaque white background (transformers v5 `convert_to_rgb`: a transparent pixel
+    /// becomes white). The default.
     #[default]
-    Drop,
-    /// Composite on an opaque white background first (transformers v5 `convert_to_rgb`).
     White,
+    /// Drop the alpha channel: PIL's plain `convert("RGB")` (transformers v4 `convert_to_rgb`: a
+    /// transparent pixel keeps its stored colour, often black).
+    Drop,
 }
 
 /// Decodes the image at `path` (format guessed from the content, then the extension) within `limits`.

@@ -2,8 +2,8 @@
 //!
 //! Mirrors transformers' `BitImageProcessor` (PIL backend, `BitImageProcessorPil` in v5) as the DINOv2
 //! with registers checkpoints ship it:
-//! 1. `convert_to_rgb` (see [`crate::io::image`]; alpha dropped by default, composited on white with
-//!    [`AlphaMode::White`] as transformers v5 does);
+//! 1. `convert_to_rgb` (see [`crate::io::image`]; transparency composited on white by default, as
+//!    transformers v5 does, or dropped with [`AlphaMode::Drop`] as v4 did);
 //! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`](super::Size::output_size);
 //! 3. center crop at `top = (H - h) // 2`, `left = (W - w) // 2` (floor division), zero padding where the
 //!    image is smaller than the crop (the image then sits at `ceil((h - H) / 2)`);
@@ -33,12 +33,12 @@ pub struct ImageProcessor {
     pub config: ProcessorConfig,
     /// Decoding limits against decompression bombs.
     pub limits: DecodeLimits,
-    /// What happens to transparency.
+    /// What happens to transparency (default: composited on white, as transformers v5).
     pub alpha: AlphaMode,
 }
 
 impl ImageProcessor {
-    /// A processor with these settings (default limits, alpha dropped).
+    /// A processor with these settings (default limits, transparency composited on white).
     pub fn new(config: ProcessorConfig) -> Self {
         ImageProcessor {
             config,
