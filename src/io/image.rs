@@ -19,9 +19,11 @@ use image::{DynamicImage, ImageError, ImageReader, RgbImage};
 
 use crate::{Error, Result};
 
-/// Size limits for decoding, against decompression bombs (a small file that claims a huge image).
+/// Size limits for decoding, against decompression bombs (a small file that claims a huge image), and
+/// for what the processors make of an image (a small image that resizes to a huge one).
 ///
-/// Defaults: 16384 x 16384 pixels at most and 512 MiB of decoder allocations.
+/// Defaults: 16384 x 16384 pixels at most, 512 MiB of decoder allocations, and model inputs of at
+/// most 8192 x 8192 pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest accepted width in pixels.
@@ -30,6 +32,10 @@ pub struct DecodeLimits {
     pub max_height: u32,
     /// Largest total allocation of the decoder in bytes (the decoded image included).
     pub max_alloc: u64,
+    /// Largest image a processor produces, in pixels (height x width): the resized or cropped model
+    /// input of [`crate::ImageProcessor`], the dense input of [`crate::ImageProcessor::dense`]. A
+    /// 1 x 16384 strip resized to a 256-pixel short side would otherwise be a 256 x 4194304 image.
+    pub max_output_pixels: u64,
 }
 
 impl Default for DecodeLimits {
@@ -38,6 +44,7 @@ impl Default for DecodeLimits {
             max_width: 16384,
             max_height: 16384,
             max_alloc: 512 * 1024 * 1024,
+            max_output_pixels: 8192 * 8192,
         }
     }
 }
@@ -59,6 +66,28 @@ impl DecodeLimits {
     pub fn with_max_alloc(mut self, max_alloc: u64) -> Self {
         self.max_alloc = max_alloc;
         self
+    }
+
+    /// Sets the largest image a processor produces, in pixels.
+    pub fn with_max_output_pixels(mut self, pixels: u64) -> Self {
+        self.max_output_pixels = pixels;
+        self
+    }
+
+    /// Refuses an output of `height` x `width` over [`DecodeLimits::max_output_pixels`]; `what` says
+    /// what would be made (for the message).
+    pub(crate) fn check_output(&self, (height, width): (u32, u32), what: &str) -> Result<()> {
+        let pixels = u64::from(height) * u64::from(width);
+        if pixels <= self.max_output_pixels {
+            return Ok(());
+        }
+        Err(Error::input(
+            "image",
+            format!(
+                "{what} would be {width}x{height} (width x height) = {pixels} pixels, over the limit of {} (raise DecodeLimits::max_output_pixels, or resize the image first)",
+                self.max_output_pixels
+            ),
+        ))
     }
 
     fn to_image_limits(self) -> image::Limits {

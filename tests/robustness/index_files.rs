@@ -115,7 +115,11 @@ fn embeddings_built_in_memory_are_checked() {
 fn shard_ranges_stay_in_bounds_for_any_size() {
     let s = Shard::new(usize::MAX - 1, usize::MAX).expect("shard");
     let r = s.range(usize::MAX);
-    assert_eq!(r, usize::MAX - 1..usize::MAX, "the last item, without overflow");
+    assert_eq!(
+        r,
+        usize::MAX - 1..usize::MAX,
+        "the last item, without overflow"
+    );
     let last = Shard::new(2, 3).expect("shard");
     assert_eq!(last.range(10), 6..10);
     assert_eq!((last.index(), last.count()), (2, 3));

@@ -3,4 +3,5 @@
 //! module per kind of input; the fuzz targets' crashes (`tests/fuzz/`) are replayed here on stable.
 
 mod checkpoints;
+mod images;
 mod index_files;
