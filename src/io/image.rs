@@ -124,11 +124,36 @@ pub fn decode_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> 
         reason,
     };
     let reader = ImageReader::open(path).map_err(|e| fail(io_reason(&e)))?;
-    let mut reader = reader
+    let reader = reader
         .with_guessed_format()
         .map_err(|e| fail(io_reason(&e)))?;
+    decode_with(reader, limits).map_err(fail)
+}
+
+/// Decodes an image held in memory (format guessed from the content) within `limits`; `name` is used
+/// in error messages, as the file of [`decode_image`].
+pub fn decode_image_bytes(
+    name: &Path,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DynamicImage> {
+    let fail = |reason: String| Error::Image {
+        path: name.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| fail(io_reason(&e)))?;
+    decode_with(reader, limits).map_err(fail)
+}
+
+/// Decodes with the limits set; the reason of a failure.
+fn decode_with<R: std::io::BufRead + std::io::Seek>(
+    mut reader: ImageReader<R>,
+    limits: &DecodeLimits,
+) -> std::result::Result<DynamicImage, String> {
     reader.limits(limits.to_image_limits());
-    reader.decode().map_err(|e| fail(decode_reason(&e, limits)))
+    reader.decode().map_err(|e| decode_reason(&e, limits))
 }
 
 /// Decodes the image at `path` and converts it to RGB (see the module docs).
