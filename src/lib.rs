@@ -104,6 +104,7 @@ pub use dinoreg_heads as heads;
 pub use error::{Error, Result};
 pub use io::hub::{resolve_model, ModelFiles};
 pub use io::image::{AlphaMode, DecodeLimits};
+pub use model::kernels::memory::{available_memory, set_memory_limit};
 pub use model::kernels::profile;
 pub use model::{
     align_out_stages, Backbone, BackboneForwardOptions, BackboneOptions, BackboneOutput, DinoModel,

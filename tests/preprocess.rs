@@ -146,8 +146,19 @@ fn variants_convert_to_rgb_like_pil() {
         let rgb = read_rgb(&path, &DecodeLimits::default(), AlphaMode::Drop).unwrap();
         let (max, off) = u8_diff(&rgb, &png(&fixture(&format!("{name}_rgb.png"))));
         assert_eq!((max, off), (0, 0), "{name}: convert(\"RGB\") differs");
-        for (alpha, suffix) in [(AlphaMode::Drop, "drop"), (AlphaMode::White, "white")] {
-            let processor = ImageProcessor::default().with_alpha(alpha);
+        // The default is transformers v5's: transparency composited on white.
+        let processors = [
+            (ImageProcessor::default(), "white"),
+            (
+                ImageProcessor::default().with_alpha(AlphaMode::Drop),
+                "drop",
+            ),
+            (
+                ImageProcessor::default().with_alpha(AlphaMode::White),
+                "white",
+            ),
+        ];
+        for (processor, suffix) in processors {
             let pixels = processor.load(&path).unwrap();
             let expected = read_array(fixture(&format!("{name}_{suffix}.npy"))).unwrap();
             let err = max_abs(&window(&pixels), &expected);

@@ -14,7 +14,8 @@ use dinoreg::model::flops::{forward_flops, FeedForward};
 use dinoreg::model::random::random_pixels;
 use dinoreg::profile;
 use dinoreg::{
-    Dinov2Config, Dinov2Model, Dinov3Config, Dinov3Model, LoadOptions, ModelConfig, ModelSource, Vit,
+    Dinov2Config, Dinov2Model, Dinov3Config, Dinov3Model, LoadOptions, ModelConfig, ModelSource,
+    Vit,
 };
 
 /// Arguments of `dinoreg bench`.

@@ -3,9 +3,10 @@
 //!
 //! Mirrors `PIL.Image.open(path).convert("RGB")` as transformers' `convert_to_rgb` calls it:
 //! - gray, palette and gray+alpha are expanded to three equal / looked-up channels;
-//! - alpha is dropped ([`AlphaMode::Drop`], PIL's plain convert, transformers v4) or composited on white
-//!   ([`AlphaMode::White`], transformers v5 `convert_to_rgb`, PIL `alpha_composite` on an opaque white
-//!   background, bit-exact);
+//! - transparency (an alpha channel, or a palette / colour key with `tRNS`) is composited on white
+//!   ([`AlphaMode::White`], the default: transformers v5 `convert_to_rgb`, PIL `alpha_composite` on an
+//!   opaque white background, bit-exact) or dropped ([`AlphaMode::Drop`], PIL's plain
+//!   `convert("RGB")`, transformers v4);
 //! - 16-bit gray PNGs (PIL mode `I;16`) are clipped to 255 (`min(v, 255)`), 16-bit RGB/RGBA/gray+alpha keep
 //!   the high byte (`v >> 8`), as Pillow's PNG plugin and converters do.
 //!
@@ -18,9 +19,11 @@ use image::{DynamicImage, ImageError, ImageReader, RgbImage};
 
 use crate::{Error, Result};
 
-/// Size limits for decoding, against decompression bombs (a small file that claims a huge image).
+/// Size limits for decoding, against decompression bombs (a small file that claims a huge image), and
+/// for what the processors make of an image (a small image that resizes to a huge one).
 ///
-/// Defaults: 16384 x 16384 pixels at most and 512 MiB of decoder allocations.
+/// Defaults: 16384 x 16384 pixels at most, 512 MiB of decoder allocations, and model inputs of at
+/// most 8192 x 8192 pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest accepted width in pixels.
@@ -29,6 +32,10 @@ pub struct DecodeLimits {
     pub max_height: u32,
     /// Largest total allocation of the decoder in bytes (the decoded image included).
     pub max_alloc: u64,
+    /// Largest image a processor produces, in pixels (height x width): the resized or cropped model
+    /// input of [`crate::ImageProcessor`], the dense input of [`crate::ImageProcessor::dense`]. A
+    /// 1 x 16384 strip resized to a 256-pixel short side would otherwise be a 256 x 4194304 image.
+    pub max_output_pixels: u64,
 }
 
 impl Default for DecodeLimits {
@@ -37,6 +44,7 @@ impl Default for DecodeLimits {
             max_width: 16384,
             max_height: 16384,
             max_alloc: 512 * 1024 * 1024,
+            max_output_pixels: 8192 * 8192,
         }
     }
 }
@@ -60,6 +68,28 @@ impl DecodeLimits {
         self
     }
 
+    /// Sets the largest image a processor produces, in pixels.
+    pub fn with_max_output_pixels(mut self, pixels: u64) -> Self {
+        self.max_output_pixels = pixels;
+        self
+    }
+
+    /// Refuses an output of `height` x `width` over [`DecodeLimits::max_output_pixels`]; `what` says
+    /// what would be made (for the message).
+    pub(crate) fn check_output(&self, (height, width): (u32, u32), what: &str) -> Result<()> {
+        let pixels = u64::from(height) * u64::from(width);
+        if pixels <= self.max_output_pixels {
+            return Ok(());
+        }
+        Err(Error::input(
+            "image",
+            format!(
+                "{what} would be {width}x{height} (width x height) = {pixels} pixels, over the limit of {} (raise DecodeLimits::max_output_pixels, or resize the image first)",
+                self.max_output_pixels
+            ),
+        ))
+    }
+
     fn to_image_limits(self) -> image::Limits {
         let mut limits = image::Limits::default();
         limits.max_image_width = Some(self.max_width);
@@ -70,13 +100,18 @@ impl DecodeLimits {
 }
 
 /// What happens to transparency when an image is converted to RGB.
+///
+/// The default follows the transformers release the project matches (v5): [`AlphaMode::White`].
+/// Opaque images give the same pixels either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AlphaMode {
-    /// Drop the alpha channel: PIL's plain `convert("RGB")` (transformers v4 `convert_to_rgb`).
+    /// Composite on an opaque white background (transformers v5 `convert_to_rgb`: a transparent pixel
+    /// becomes white). The default.
     #[default]
-    Drop,
-    /// Composite on an opaque white background first (transformers v5 `convert_to_rgb`).
     White,
+    /// Drop the alpha channel: PIL's plain `convert("RGB")` (transformers v4 `convert_to_rgb`: a
+    /// transparent pixel keeps its stored colour, often black).
+    Drop,
 }
 
 /// Decodes the image at `path` (format guessed from the content, then the extension) within `limits`.
@@ -89,11 +124,36 @@ pub fn decode_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> 
         reason,
     };
     let reader = ImageReader::open(path).map_err(|e| fail(io_reason(&e)))?;
-    let mut reader = reader
+    let reader = reader
         .with_guessed_format()
         .map_err(|e| fail(io_reason(&e)))?;
+    decode_with(reader, limits).map_err(fail)
+}
+
+/// Decodes an image held in memory (format guessed from the content) within `limits`; `name` is used
+/// in error messages, as the file of [`decode_image`].
+pub fn decode_image_bytes(
+    name: &Path,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DynamicImage> {
+    let fail = |reason: String| Error::Image {
+        path: name.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| fail(io_reason(&e)))?;
+    decode_with(reader, limits).map_err(fail)
+}
+
+/// Decodes with the limits set; the reason of a failure.
+fn decode_with<R: std::io::BufRead + std::io::Seek>(
+    mut reader: ImageReader<R>,
+    limits: &DecodeLimits,
+) -> std::result::Result<DynamicImage, String> {
     reader.limits(limits.to_image_limits());
-    reader.decode().map_err(|e| fail(decode_reason(&e, limits)))
+    reader.decode().map_err(|e| decode_reason(&e, limits))
 }
 
 /// Decodes the image at `path` and converts it to RGB (see the module docs).

@@ -8,7 +8,6 @@
 //!
 //! Pixels for the model are (B, 3, H, W): [`read_pixels`] checks rank 4 and the channel count.
 
-use std::io::Read;
 use std::path::Path;
 
 use candle::{Device, Tensor};
@@ -18,14 +17,27 @@ use ndarray_npy::WriteNpyExt;
 
 use crate::{Error, Result};
 
+/// The largest `.npy` header read: numpy's own default (`np.load(max_header_size=10000)`).
+const MAX_HEADER: usize = 10_000;
+/// The deepest bracket nesting accepted in a header (numpy writes a flat dict holding one tuple).
+const MAX_NESTING: usize = 8;
+
 /// Reads a float16/32/64 `.npy` array of any rank as f32.
 pub fn read_array(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
-    let fail = |reason: String| Error::input(path.display().to_string(), reason);
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = std::io::BufReader::new(file);
-    let header =
-        Header::from_reader(&mut reader).map_err(|e| fail(format!("not a .npy file ({e})")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_array_bytes(&path.display().to_string(), &bytes)
+}
+
+/// Reads a float16/32/64 `.npy` array of any rank as f32 from its bytes; `name` is used in error
+/// messages. The header is checked against the bytes before it is parsed (at most
+/// 10 000 bytes, as numpy), and the data length against the shape, so nothing is allocated beyond
+/// what the bytes hold.
+pub fn read_array_bytes(name: &str, bytes: &[u8]) -> Result<ArrayD<f32>> {
+    let fail = |reason: String| Error::input(name, reason);
+    let header_end = header_end(bytes).map_err(|e| fail(format!("not a .npy file ({e})")))?;
+    let header = Header::from_reader(&mut &bytes[..header_end])
+        .map_err(|e| fail(format!("not a .npy file ({e})")))?;
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let (size, big_endian) = match descr {
@@ -41,26 +53,62 @@ pub fn read_array(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
             )))
         }
     };
-    let len: usize = header.shape.iter().product();
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() != len * size {
+    let data = &bytes[header_end..];
+    let needed = header
+        .shape
+        .iter()
+        .try_fold(size, |n: usize, &d| n.checked_mul(d));
+    if needed != Some(data.len()) {
         return Err(fail(format!(
             "holds {} bytes of data but shape {:?} of {descr} needs {}",
-            bytes.len(),
+            data.len(),
             header.shape,
-            len * size
+            needed.map_or("more than can be addressed".to_string(), |n| n.to_string())
         )));
     }
-    let data: Vec<f32> = bytes
+    let values: Vec<f32> = data
         .chunks_exact(size)
         .map(|b| decode_float(b, big_endian))
         .collect();
     let shape = IxDyn(&header.shape);
     let shape = shape.set_f(header.layout == Layout::Fortran);
-    ArrayD::from_shape_vec(shape, data).map_err(|e| fail(e.to_string()))
+    ArrayD::from_shape_vec(shape, values).map_err(|e| fail(e.to_string()))
+}
+
+/// The offset where the data starts: after the magic string, the version, the header length and the
+/// header, all checked to fit in `bytes`, the header to be at most [`MAX_HEADER`] bytes and nested at
+/// most [`MAX_NESTING`] brackets deep.
+fn header_end(bytes: &[u8]) -> std::result::Result<usize, String> {
+    let magic = b"\x93NUMPY";
+    if !bytes.starts_with(magic) || bytes.len() < 10 {
+        return Err("no NUMPY magic string".into());
+    }
+    let (len, start) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => {
+            let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            (usize::try_from(len).unwrap_or(usize::MAX), 12)
+        }
+        v => return Err(format!("format version {v} is not supported")),
+    };
+    if len > MAX_HEADER || start + len > bytes.len() {
+        return Err(format!(
+            "header of {len} bytes, with {} bytes in the file and at most {MAX_HEADER} read",
+            bytes.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for &b in &bytes[start..start + len] {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Err("header nested too deeply".into());
+        }
+    }
+    Ok(start + len)
 }
 
 fn decode_float(b: &[u8], big_endian: bool) -> f32 {

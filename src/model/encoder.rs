@@ -232,7 +232,7 @@ impl<E: TokenEmbedding> Encoder<E> {
         if !self.device.is_cpu() {
             return Ok(());
         }
-        let Some(available) = memory::available_bytes() else {
+        let Some(available) = memory::available_memory() else {
             return Ok(());
         };
         let info = &self.parts.info;

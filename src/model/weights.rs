@@ -314,41 +314,36 @@ pub(crate) fn rename_original(
 /// Infers the config of a checkpoint that comes without a `config.json` (an original
 /// facebookresearch or Depth-Anything-V2 `.pth`) from its tensor shapes: width, depth, patch size,
 /// stored grid, registers (none means plain `dinov2`), and SwiGLU or MLP width. Heads are taken as
-/// `width / 64`, as in every published DINOv2.
+/// `width / 64`, as in every published DINOv2. A tensor of another rank than expected is an error
+/// naming it, never an index out of range.
 pub fn infer_config(weights: &BackboneWeights) -> Result<crate::Dinov2Config> {
-    let store = &weights.store;
-    let p = &weights.prefix;
-    let shape = |name: &str| store.shape(&format!("{p}{name}"));
-    let missing = |name: &str| dinoreg_heads::Error::MissingTensor {
-        source_name: store.source_name().to_string(),
-        name: format!("{p}{name}"),
-        expected: None,
-    };
-    let patch = shape("embeddings.patch_embeddings.projection.weight")
-        .ok_or_else(|| missing("embeddings.patch_embeddings.projection.weight"))?;
-    let [d, c, ph, _] = patch[..] else {
-        return Err(Error::input(
-            "checkpoint",
-            format!("patch projection has shape {patch:?}, expected (D, C, p, p)"),
-        ));
-    };
-    let pos = shape("embeddings.position_embeddings")
-        .ok_or_else(|| missing("embeddings.position_embeddings"))?;
-    let positions = pos.get(1).copied().unwrap_or(1).saturating_sub(1);
-    let grid = (positions as f64).sqrt().round() as usize;
-    if grid * grid != positions {
+    let shapes = Shapes(weights);
+    let [d, c, ph, _] = shapes
+        .get(
+            "embeddings.patch_embeddings.projection.weight",
+            "(D, C, p, p)",
+        )?
+        .ok_or_else(|| shapes.missing("embeddings.patch_embeddings.projection.weight"))?;
+    let [_, tokens, _] = shapes
+        .get("embeddings.position_embeddings", "(1, 1 + grid², D)")?
+        .ok_or_else(|| shapes.missing("embeddings.position_embeddings"))?;
+    let positions = tokens.saturating_sub(1);
+    let grid = positions.isqrt();
+    let image_size = grid.checked_mul(ph).filter(|_| grid * grid == positions);
+    let Some(image_size) = image_size else {
         return Err(Error::input(
             "checkpoint",
             format!("position table has {positions} patch entries, which is not a square grid"),
         ));
-    }
+    };
     let layers = (0..)
-        .take_while(|i| shape(&format!("encoder.layer.{i}.norm1.weight")).is_some())
+        .take_while(|i| shapes.present(&format!("encoder.layer.{i}.norm1.weight")))
         .count();
-    let registers = shape("embeddings.register_tokens")
-        .and_then(|s| s.get(1).copied())
-        .unwrap_or(0);
-    let swiglu = shape("encoder.layer.0.mlp.weights_in.weight").is_some();
+    let registers = match shapes.get::<3>("embeddings.register_tokens", "(1, R, D)")? {
+        Some([_, r, _]) => r,
+        None => 0,
+    };
+    let swiglu = shapes.present("encoder.layer.0.mlp.weights_in.weight");
     let mut cfg = crate::Dinov2Config {
         model_type: if registers > 0 {
             crate::ModelType::Dinov2WithRegisters
@@ -360,16 +355,50 @@ pub fn infer_config(weights: &BackboneWeights) -> Result<crate::Dinov2Config> {
         num_attention_heads: (d / 64).max(1),
         num_channels: c,
         patch_size: ph,
-        image_size: grid * ph,
+        image_size,
         num_register_tokens: registers,
         use_swiglu_ffn: swiglu,
         ..crate::Dinov2Config::default()
     };
     if !swiglu {
-        if let Some(fc1) = shape("encoder.layer.0.mlp.fc1.weight") {
-            cfg.mlp_ratio = fc1[0] as f64 / d as f64;
+        if let Some([hidden, _]) = shapes.get::<2>("encoder.layer.0.mlp.fc1.weight", "(H, D)")? {
+            cfg.mlp_ratio = hidden as f64 / d.max(1) as f64;
         }
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The shapes of a backbone's tensors, by HF name under its prefix.
+struct Shapes<'a>(&'a BackboneWeights);
+
+impl Shapes<'_> {
+    /// The dims of `name` when present, an error when its rank is not `N` (`layout` names the dims).
+    fn get<const N: usize>(&self, name: &str, layout: &str) -> Result<Option<[usize; N]>> {
+        let full = format!("{}{name}", self.0.prefix);
+        let Some(shape) = self.0.store.shape(&full) else {
+            return Ok(None);
+        };
+        match <[usize; N]>::try_from(shape.as_slice()) {
+            Ok(dims) => Ok(Some(dims)),
+            Err(_) => Err(Error::input(
+                self.0.store.source_name(),
+                format!("tensor `{full}` has shape {shape:?}, expected {N} dims {layout}"),
+            )),
+        }
+    }
+
+    /// Whether `name` is present.
+    fn present(&self, name: &str) -> bool {
+        self.0.store.contains(&format!("{}{name}", self.0.prefix))
+    }
+
+    /// The error for a missing `name`.
+    fn missing(&self, name: &str) -> dinoreg_heads::Error {
+        dinoreg_heads::Error::MissingTensor {
+            source_name: self.0.store.source_name().to_string(),
+            name: format!("{}{name}", self.0.prefix),
+            expected: None,
+        }
+    }
 }

@@ -34,14 +34,14 @@
 //!   cancelled.
 //! - Pipelines are `Send + Sync` and reusable across calls and threads.
 
+mod attention;
 mod batch;
 mod classify;
+#[cfg(feature = "datasets")]
+mod corloc;
 mod depth;
 mod depth_head;
 mod depth_map;
-mod attention;
-#[cfg(feature = "datasets")]
-mod corloc;
 mod discover;
 mod discover_method;
 mod embed;
@@ -49,31 +49,31 @@ mod features;
 mod imagenet;
 mod input;
 mod labels;
+mod pca;
+mod pictures;
 mod probe_data;
 mod segment;
 mod segment_map;
 mod train_seg;
-mod pca;
-mod pictures;
 
 pub use attention::{AttentionPipeline, AttentionPipelineOptions, AttentionResult};
 pub use classify::{Classification, ClassificationPipeline};
+#[cfg(feature = "datasets")]
+pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
 pub use depth::{DepthOptions, DepthPipeline, DepthPreprocessing};
 pub use depth_head::depth_range_for_head_file;
 pub use depth_map::{DepthMap, DepthPicture};
+pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
+pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHES};
+pub use embed::EmbeddingPipeline;
 pub use features::{Features, FeaturesOptions, FeaturesPipeline, Resolution};
 pub use input::{expand_images, is_image, output_paths, InputName, IMAGE_EXTENSIONS};
 pub use labels::{pair_labeled_images, LabelEncoding, LabelMap, LabeledImage};
+pub use pca::{PcaPipeline, PcaPipelineOptions};
+pub use pictures::{PictureOptions, PicturePipeline};
 pub use probe_data::{ProbeData, ProbeDataOptions, ProbeItem, Validation, MAX_INFERRED_CLASSES};
 pub use segment::{Scale, SegmentationOptions, SegmentationPipeline, SegmentationPreset};
 pub use segment_map::SegmentationMap;
 pub use train_seg::{
     ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, TrainedSegmentationHead,
 };
-#[cfg(feature = "datasets")]
-pub use corloc::{CorLocDataset, CorLocOptions, CorLocPipeline, CorLocReport, CorLocRow};
-pub use discover::{DiscoveredObject, DiscoveryOptions, DiscoveryPipeline};
-pub use discover_method::{DiscoveryMethod, LOST_MAX_PATCHES, TOKENCUT_MAX_PATCHES};
-pub use embed::EmbeddingPipeline;
-pub use pca::{PcaPipeline, PcaPipelineOptions};
-pub use pictures::{PictureOptions, PicturePipeline};

@@ -16,7 +16,7 @@ use image::RgbImage;
 use ndarray::{s, Array3, Axis};
 
 use super::config::{ProcessorKind, Size};
-use super::processor::ImageProcessor;
+use super::processor::{name_image, ImageProcessor};
 use super::resample::resize_rgb8;
 use crate::io::npy::array_to_tensor;
 use crate::{Error, Result};
@@ -152,6 +152,15 @@ impl DenseOptions {
             None => original,
         };
         let (h, w) = (h.max(1), w.max(1));
+        if h.max(w) > u32::MAX - p {
+            return Err(Error::input(
+                "image",
+                format!(
+                    "a {}x{} image resizes to {h}x{w}, too large",
+                    original.0, original.1
+                ),
+            ));
+        }
         let (resized, padding) = match self.multiple {
             Multiple::Resize => {
                 let round = |x: u32| (((x + p / 2) / p) * p).max(p);
@@ -200,6 +209,15 @@ impl ImageProcessor {
     ) -> Result<(Array3<f32>, DenseMeta)> {
         self.config.validate()?;
         let meta = options.plan((image.height(), image.width()))?;
+        let what = format!(
+            "the dense input of a {}x{} image{}",
+            image.width(),
+            image.height(),
+            options
+                .short_side
+                .map_or(String::new(), |s| format!(", short side {s}"))
+        );
+        self.limits.check_output(meta.input, &what)?;
         let size = (meta.resized.0 as usize, meta.resized.1 as usize);
         let pixels = if self.config.kind == ProcessorKind::Dinov3Vit {
             self.dense_dinov3(image, size)?
@@ -222,7 +240,10 @@ impl ImageProcessor {
         options: &DenseOptions,
         device: &Device,
     ) -> Result<(Tensor, DenseMeta)> {
-        let (array, meta) = self.dense(&self.read(path)?, options)?;
+        let path = path.as_ref();
+        let (array, meta) = self
+            .dense(&self.read(path)?, options)
+            .map_err(|e| name_image(e, path))?;
         let tensor = array_to_tensor(array.insert_axis(Axis(0)).into_dyn(), device)?;
         Ok((tensor, meta))
     }

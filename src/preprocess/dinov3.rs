@@ -30,6 +30,19 @@ impl ImageProcessor {
         } else {
             (h, w)
         };
+        // The resized image is the largest buffer: bound it as the BitImageProcessor path does.
+        let what = format!(
+            "the resized input of a {}x{} image",
+            image.width(),
+            image.height()
+        );
+        self.limits.check_output(
+            (
+                h.min(u32::MAX as usize) as u32,
+                w.min(u32::MAX as usize) as u32,
+            ),
+            &what,
+        )?;
         let mut pixels = self.rescaled_resized(image, (h, w));
         let (mut h, mut w) = (h, w);
         if c.do_center_crop {

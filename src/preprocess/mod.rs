@@ -24,4 +24,4 @@ pub mod resample;
 pub use config::{ProcessorConfig, ProcessorKind, Size, IMAGENET_MEAN, IMAGENET_STD};
 pub use dense::{DenseMeta, DenseOptions, Multiple, PadAnchor, Padding};
 pub use processor::{ImageProcessor, PREPROCESSOR_CONFIG};
-pub use resample::{resize_rgb8, Resample};
+pub use resample::{resize_rgb8, resize_window_rgb8, Resample, Window};

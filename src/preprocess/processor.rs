@@ -3,8 +3,8 @@
 //! A `DINOv3ViTImageProcessor` config ([`ProcessorKind::Dinov3Vit`]) takes that processor's steps
 //! instead (`super::dinov3`). Otherwise mirrors transformers' `BitImageProcessor` (PIL backend,
 //! `BitImageProcessorPil` in v5) as the DINOv2 with registers checkpoints ship it:
-//! 1. `convert_to_rgb` (see [`crate::io::image`]; alpha dropped by default, composited on white with
-//!    [`AlphaMode::White`] as transformers v5 does);
+//! 1. `convert_to_rgb` (see [`crate::io::image`]; transparency composited on white by default, as
+//!    transformers v5 does, or dropped with [`AlphaMode::Drop`] as v4 did);
 //! 2. PIL resize ([`resize_rgb8`], bit-exact Pillow) to [`Size::output_size`](super::Size::output_size);
 //! 3. center crop at `top = (H - h) // 2`, `left = (W - w) // 2` (floor division), zero padding where the
 //!    image is smaller than the crop (the image then sits at `ceil((h - H) / 2)`);
@@ -19,10 +19,22 @@ use ndarray::{Array3, Array4, Axis};
 use rayon::prelude::*;
 
 use super::config::{ProcessorConfig, ProcessorKind};
-use super::resample::resize_rgb8;
+use super::resample::{resize_rgb8, resize_window_rgb8, Window};
 use crate::io::image::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
 use crate::io::npy::array_to_tensor;
 use crate::{Error, Result};
+
+/// An image-size error of the processors (`InvalidInput` named `image`) as an [`Error::Image`] naming
+/// the file it came from.
+pub(crate) fn name_image(e: Error, path: &Path) -> Error {
+    match e {
+        Error::InvalidInput { name, reason } if name == "image" => Error::Image {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
+    }
+}
 
 /// File name of the preprocessing settings in a model folder.
 pub const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
@@ -34,12 +46,12 @@ pub struct ImageProcessor {
     pub config: ProcessorConfig,
     /// Decoding limits against decompression bombs.
     pub limits: DecodeLimits,
-    /// What happens to transparency.
+    /// What happens to transparency (default: composited on white, as transformers v5).
     pub alpha: AlphaMode,
 }
 
 impl ImageProcessor {
-    /// A processor with these settings (default limits, alpha dropped).
+    /// A processor with these settings (default limits, transparency composited on white).
     pub fn new(config: ProcessorConfig) -> Self {
         ImageProcessor {
             config,
@@ -153,12 +165,52 @@ impl ImageProcessor {
     }
 
     /// Preprocesses one RGB image: (3, H, W).
+    ///
+    /// With the center crop on, only the part of the resized image the crop keeps is computed
+    /// ([`resize_window_rgb8`], bit-identical to resizing everything and cropping), so work and memory
+    /// follow the crop size whatever the image's aspect ratio. The output is refused beyond
+    /// [`DecodeLimits::max_output_pixels`].
     pub fn preprocess(&self, image: &RgbImage) -> Result<Array3<f32>> {
         self.config.validate()?;
         if self.config.kind == ProcessorKind::Dinov3Vit {
             return self.preprocess_dinov3(image);
         }
-        Ok(self.to_pixels(&self.resize(image)?))
+        let c = &self.config;
+        let (ih, iw) = (image.height(), image.width());
+        let (rh, rw) = if c.do_resize {
+            let (h, w) = c.size.output_size(ih, iw);
+            (h.max(1), w.max(1))
+        } else {
+            (ih, iw)
+        };
+        let (oh, ow) = if c.do_center_crop {
+            c.crop_size
+        } else {
+            (rh, rw)
+        };
+        let what = format!("the model input of a {iw}x{ih} image");
+        self.limits.check_output((oh, ow), &what)?;
+        // The crop's origin in the resized image, and the part of the resized image inside the crop.
+        let top = (i64::from(rh) - i64::from(oh)).div_euclid(2);
+        let left = (i64::from(rw) - i64::from(ow)).div_euclid(2);
+        if !c.do_resize {
+            return Ok(self.rescale_normalize(image, (top, left), (oh as usize, ow as usize)));
+        }
+        let span = |origin: i64, len: u32, size: u32| {
+            let start = origin.clamp(0, i64::from(size));
+            let end = (origin + i64::from(len)).clamp(start, i64::from(size));
+            (start as u32, (end - start) as u32)
+        };
+        let ((y, height), (x, width)) = (span(top, oh, rh), span(left, ow, rw));
+        let window = Window {
+            top: y,
+            left: x,
+            height,
+            width,
+        };
+        let kept = resize_window_rgb8(image, rw, rh, c.resample, window)?;
+        let origin = (top - i64::from(y), left - i64::from(x));
+        Ok(self.rescale_normalize(&kept, origin, (oh as usize, ow as usize)))
     }
 
     /// Preprocesses one decoded image of any colour type: (3, H, W).
@@ -166,9 +218,12 @@ impl ImageProcessor {
         self.preprocess(&to_rgb8(image, self.alpha))
     }
 
-    /// Decodes and preprocesses the image at `path`: (3, H, W).
+    /// Decodes and preprocesses the image at `path`: (3, H, W). An image that preprocesses to more
+    /// than the output limit is an [`Error::Image`] naming the file.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Array3<f32>> {
+        let path = path.as_ref();
         self.preprocess(&self.read(path)?)
+            .map_err(|e| name_image(e, path))
     }
 
     /// Decodes and preprocesses the images in parallel: (B, 3, H, W). All must come out the same size

@@ -10,9 +10,9 @@
 //!   (`(int)(w * 2^22 ± 0.5)`), accumulator starting at `2^21`, output `clip(acc >> 22, 0, 255)`;
 //! - nearest (`ImagingScaleAffine`): source index `(int)(0.5 * scale + i * scale)` accumulated in f64.
 //!
+//! [`resize_window_rgb8`] computes any rectangle of the output alone, with the same values.
+//!
 //! Image layout: [`image::RgbImage`], H x W x 3 u8.
-
-use std::borrow::Cow;
 
 use image::RgbImage;
 use rayon::prelude::*;
@@ -149,13 +149,19 @@ struct Taps {
     weights: Vec<i32>,
 }
 
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis.
-fn coefficients(in_size: usize, out_size: usize, filter: Resample) -> Vec<Taps> {
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis, for the output pixels in
+/// `range` only (each output pixel's taps depend on its index and the two sizes alone).
+fn coefficients(
+    in_size: usize,
+    out_size: usize,
+    filter: Resample,
+    range: std::ops::Range<usize>,
+) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
     let inv = 1.0 / filterscale;
-    (0..out_size)
+    range
         .map(|i| {
             let center = (i as f64 + 0.5) * scale;
             // C casts truncate toward zero; negative starts are clamped to 0 anyway.
@@ -197,9 +203,56 @@ fn clip8(acc: i64) -> u8 {
     }
 }
 
+/// A rectangle of a resize's output: rows `top..top + height`, columns `left..left + width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First output row.
+    pub top: u32,
+    /// First output column.
+    pub left: u32,
+    /// Rows.
+    pub height: u32,
+    /// Columns.
+    pub width: u32,
+}
+
+impl Window {
+    /// The whole `width` x `height` output.
+    pub fn full(width: u32, height: u32) -> Self {
+        Window {
+            top: 0,
+            left: 0,
+            height,
+            width,
+        }
+    }
+
+    fn rows(&self) -> std::ops::Range<usize> {
+        self.top as usize..self.top as usize + self.height as usize
+    }
+
+    fn cols(&self) -> std::ops::Range<usize> {
+        self.left as usize..self.left as usize + self.width as usize
+    }
+}
+
 /// Resizes `src` to `width` x `height` exactly as PIL's `Image.resize((width, height), filter)` on an
 /// `RGB` image. Same size returns a copy. Zero sizes are an [`Error::InvalidOption`].
 pub fn resize_rgb8(src: &RgbImage, width: u32, height: u32, filter: Resample) -> Result<RgbImage> {
+    resize_window_rgb8(src, width, height, filter, Window::full(width, height))
+}
+
+/// The `window` of [`resize_rgb8`]`(src, width, height, filter)`, bit-identical to cropping the full
+/// resize, computed without it: only the window's output pixels, from only the input rows its vertical
+/// taps read. Work and memory scale with the window, not with `width` x `height` (a 1 x 16384 image
+/// resized to 256 x 4194304 and center-cropped to 224 x 224 touches a few input rows).
+pub fn resize_window_rgb8(
+    src: &RgbImage,
+    width: u32,
+    height: u32,
+    filter: Resample,
+    window: Window,
+) -> Result<RgbImage> {
     if width == 0 || height == 0 || src.width() == 0 || src.height() == 0 {
         return Err(Error::option(
             "resize",
@@ -210,35 +263,48 @@ pub fn resize_rgb8(src: &RgbImage, width: u32, height: u32, filter: Resample) ->
             ),
         ));
     }
-    if (width, height) == src.dimensions() {
-        return Ok(src.clone());
+    let inside = u64::from(window.top) + u64::from(window.height) <= u64::from(height)
+        && u64::from(window.left) + u64::from(window.width) <= u64::from(width);
+    if !inside {
+        return Err(Error::option(
+            "resize",
+            format!("window {window:?} is not inside the {width}x{height} output"),
+        ));
     }
-    if filter == Resample::Nearest {
-        return Ok(nearest(src, width as usize, height as usize));
-    }
+    let (rows, cols) = (window.rows(), window.cols());
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
     let (out_w, out_h) = (width as usize, height as usize);
-    let vertical = (out_h != in_h).then(|| coefficients(in_h, out_h, filter));
-    let (data, first_row) = if out_w != in_w {
-        // Only the rows the vertical pass reads are resampled (as Pillow does; values are unchanged).
-        let (first, last) = match &vertical {
-            Some(taps) => {
-                let end = &taps[out_h - 1];
-                (taps[0].start, end.start + end.weights.len())
-            }
-            None => (0, in_h),
-        };
-        let taps = coefficients(in_w, out_w, filter);
-        let rows = &src.as_raw()[first * in_w * 3..last * in_w * 3];
-        (Cow::Owned(horizontal(rows, in_w, out_w, &taps)), first)
+    if filter == Resample::Nearest && (width, height) != src.dimensions() {
+        return Ok(nearest(src, (out_w, out_h), window));
+    }
+    let vertical = (out_h != in_h).then(|| coefficients(in_h, out_h, filter, rows.clone()));
+    // The input rows the vertical pass reads (all the window's rows when there is none).
+    let (first, last) = match &vertical {
+        Some(taps) => (
+            taps.first().map_or(0, |t| t.start),
+            taps.iter()
+                .map(|t| t.start + t.weights.len())
+                .max()
+                .unwrap_or(0),
+        ),
+        None => (rows.start, rows.end),
+    };
+    let src_rows = &src.as_raw()[first * in_w * 3..last * in_w * 3];
+    let data = if out_w != in_w {
+        let taps = coefficients(in_w, out_w, filter, cols.clone());
+        horizontal(src_rows, in_w, taps.len(), &taps)
     } else {
-        (Cow::Borrowed(src.as_raw()), 0)
+        src_rows
+            .chunks_exact(in_w * 3)
+            .flat_map(|row| &row[cols.start * 3..cols.end * 3])
+            .copied()
+            .collect()
     };
     let data = match &vertical {
-        Some(taps) => vertical_pass(&data, out_w, taps, first_row),
-        None => data.into_owned(),
+        Some(taps) => vertical_pass(&data, cols.len(), taps, first),
+        None => data,
     };
-    RgbImage::from_raw(width, height, data)
+    RgbImage::from_raw(window.width, window.height, data)
         .ok_or_else(|| Error::option("resize", "internal size mismatch after resampling"))
 }
 
@@ -284,29 +350,32 @@ fn vertical_pass(src: &[u8], width: usize, taps: &[Taps], first_row: usize) -> V
     out
 }
 
-/// Pillow's `ImagingScaleAffine` (nearest neighbour): positions accumulated in f64 from `scale / 2`.
-fn nearest(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
-    let index = |in_size: usize, out_size: usize| -> Vec<usize> {
+/// Pillow's `ImagingScaleAffine` (nearest neighbour): positions accumulated in f64 from `scale / 2`,
+/// for the output pixels of `window` (the accumulation still runs from the first output pixel, so the
+/// positions are the same as for the whole image).
+fn nearest(src: &RgbImage, (out_w, out_h): (usize, usize), window: Window) -> RgbImage {
+    let index = |in_size: usize, out_size: usize, range: std::ops::Range<usize>| -> Vec<usize> {
         let step = in_size as f64 / out_size as f64;
         let mut pos = step * 0.5;
-        (0..out_size)
-            .map(|_| {
-                let i = (pos as usize).min(in_size - 1);
-                pos += step;
-                i
-            })
-            .collect()
+        let mut out = Vec::with_capacity(range.len());
+        for i in 0..range.end {
+            if i >= range.start {
+                out.push((pos as usize).min(in_size - 1));
+            }
+            pos += step;
+        }
+        out
     };
-    let xs = index(src.width() as usize, out_w);
-    let ys = index(src.height() as usize, out_h);
+    let xs = index(src.width() as usize, out_w, window.cols());
+    let ys = index(src.height() as usize, out_h, window.rows());
     let in_w = src.width() as usize;
     let raw = src.as_raw();
-    let mut out = vec![0u8; out_w * out_h * 3];
-    for (y, &sy) in ys.iter().enumerate() {
-        for (x, &sx) in xs.iter().enumerate() {
+    let mut out = Vec::with_capacity(xs.len() * ys.len() * 3);
+    for &sy in &ys {
+        for &sx in &xs {
             let s = (sy * in_w + sx) * 3;
-            out[(y * out_w + x) * 3..(y * out_w + x) * 3 + 3].copy_from_slice(&raw[s..s + 3]);
+            out.extend_from_slice(&raw[s..s + 3]);
         }
     }
-    RgbImage::from_raw(out_w as u32, out_h as u32, out).unwrap_or_default()
+    RgbImage::from_raw(window.width, window.height, out).unwrap_or_default()
 }

@@ -5,12 +5,15 @@
 //!
 //! Distance `1 - cos` on the unit rows; the hits' scores are the cosine similarities computed as the
 //! exact search does. A search returns at most `ef_search` candidates.
+//!
+//! A saved graph is checked before use ([`super::approx_check`]); one that fails is rebuilt.
 
 use std::path::{Path, PathBuf};
 
 use instant_distance::{Builder, HnswMap, Search};
 use serde::{Deserialize, Serialize};
 
+use super::approx_check::{self, SavedLayout};
 use super::index::{EmbeddingIndex, Hit};
 use crate::io::output::write_bytes;
 use crate::{Error, Result};
@@ -145,21 +148,30 @@ impl ApproxIndex {
         write_bytes(&path, &bytes)
     }
 
-    /// Loads `dir/hnsw.bin` when it exists, was built from `index`'s current rows with `opts`.
+    /// Loads `dir/hnsw.bin` when it exists, was built from `index`'s current rows with `opts`, and its
+    /// graph passes the structural check of [`super::approx_check`]; `None` otherwise (a stale,
+    /// corrupted or foreign file is never searched).
     pub fn load(dir: &Path, index: &EmbeddingIndex, opts: &ApproxOptions) -> Result<Option<Self>> {
         let path = Self::path(dir);
         if !path.is_file() {
             return Ok(None);
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let saved: Saved = match postcard::from_bytes(&bytes) {
-            Ok(s) => s,
-            Err(_) => return Ok(None),
-        };
-        let current = saved.format == APPROX_FORMAT
-            && saved.fingerprint == fingerprint(index)
-            && saved.options == (opts.ef_construction, opts.ef_search, opts.seed);
-        Ok(current.then_some(Self { saved }))
+        Ok(Self::from_bytes(&bytes, index, opts))
+    }
+
+    /// The graph saved in `bytes` (the content of an `hnsw.bin`), when it is current for `index` and
+    /// `opts` and passes the structural check.
+    pub fn from_bytes(bytes: &[u8], index: &EmbeddingIndex, opts: &ApproxOptions) -> Option<Self> {
+        let layout: SavedLayout = postcard::from_bytes(bytes).ok()?;
+        let current = layout.format == APPROX_FORMAT
+            && layout.fingerprint == fingerprint(index)
+            && layout.options == (opts.ef_construction, opts.ef_search, opts.seed);
+        if !current || approx_check::problem(&layout, index, opts.ef_search).is_some() {
+            return None;
+        }
+        let saved: Saved = postcard::from_bytes(bytes).ok()?;
+        Some(Self { saved })
     }
 
     /// Loads the saved graph of `dir`, or builds and saves it when missing or stale.

@@ -87,7 +87,15 @@ impl Journal {
 
     /// Writes `records` as the next chunk; returns its number.
     pub fn append(&self, records: &[Record]) -> Result<u64> {
-        let number = self.chunks()?.last().map_or(0, |n| n + 1);
+        let number = match self.chunks()?.last() {
+            None => 0,
+            Some(&last) => last.checked_add(1).ok_or_else(|| {
+                Error::input(
+                    self.dir.display().to_string(),
+                    format!("holds a chunk numbered {last}, the largest possible; delete the folder to start again"),
+                )
+            })?,
+        };
         let mut data = Vec::new();
         let mut lines = Vec::with_capacity(records.len());
         for r in records {

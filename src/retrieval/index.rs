@@ -39,9 +39,11 @@ impl EmbeddingIndex {
         })
     }
 
-    /// Wraps embeddings already in memory.
-    pub fn from_embeddings(embeddings: Embeddings) -> Self {
-        Self { embeddings }
+    /// Wraps embeddings already in memory, checked as [`Embeddings::check`] does (one path per row,
+    /// `meta.dims` columns), so that every row a search returns has a path.
+    pub fn from_embeddings(embeddings: Embeddings) -> Result<Self> {
+        embeddings.check("embeddings")?;
+        Ok(Self { embeddings })
     }
 
     /// What made the embeddings.

@@ -6,7 +6,8 @@
 //! - [`embed`]: the resumable, sharded, batched job writing `embeddings.npy` `(N, D)` + `paths.txt`;
 //! - [`store`]: the folder's files and `index.json`; [`chunks`]: the job's journal;
 //! - [`shard`]: `--shard i/n` and merging shard folders;
-//! - [`index`]: exact cosine search; [`approx`]: an HNSW index saved beside the embeddings;
+//! - [`index`]: exact cosine search; [`approx`]: an HNSW index saved beside the embeddings, checked
+//!   before use (`approx_check`);
 //! - [`search`]: either of them behind one [`Searcher`].
 //!
 //! [`EmbeddingPipeline`](crate::pipelines::EmbeddingPipeline) embeds single images and whole
@@ -14,6 +15,8 @@
 
 #[cfg(feature = "ann")]
 pub mod approx;
+#[cfg(feature = "ann")]
+mod approx_check;
 pub mod chunks;
 pub mod descriptor;
 pub mod embed;

@@ -15,13 +15,37 @@ use serde::{Deserialize, Serialize};
 use super::store::{ensure_dir, Embeddings, IndexMeta};
 use crate::{Error, Result};
 
-/// Part `index` of `count` (0-based). Text form `i/n`.
+/// Part `index` of `count` (0-based), always with `index < count`. Text form `i/n`; in `index.json`
+/// `{"index": i, "count": n}`, checked when read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ShardFields", into = "ShardFields")]
 pub struct Shard {
-    /// Which part, `0..count`.
-    pub index: usize,
-    /// How many parts.
-    pub count: usize,
+    index: usize,
+    count: usize,
+}
+
+/// The serialized form of a [`Shard`], checked by [`Shard::new`] on the way in.
+#[derive(Serialize, Deserialize)]
+struct ShardFields {
+    index: usize,
+    count: usize,
+}
+
+impl TryFrom<ShardFields> for Shard {
+    type Error = Error;
+
+    fn try_from(f: ShardFields) -> Result<Self> {
+        Shard::new(f.index, f.count)
+    }
+}
+
+impl From<Shard> for ShardFields {
+    fn from(s: Shard) -> Self {
+        Self {
+            index: s.index,
+            count: s.count,
+        }
+    }
 }
 
 impl Shard {
@@ -36,9 +60,20 @@ impl Shard {
         Ok(Self { index, count })
     }
 
-    /// The range of a list of `len` items this shard takes.
+    /// Which part, `0..count`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many parts.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The range of a list of `len` items this shard takes (within `0..len` for any `len`).
     pub fn range(&self, len: usize) -> std::ops::Range<usize> {
-        let at = |i: usize| i * len / self.count;
+        // In u128, `i * len` cannot overflow; the quotient is at most `len`.
+        let at = |i: usize| (i as u128 * len as u128 / self.count as u128) as usize;
         at(self.index)..at(self.index + 1)
     }
 }
@@ -76,6 +111,15 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<IndexMeta> {
         None => return Err(Error::option("merge", "no shard folder given")),
     };
     let count = first.shard.map_or(1, |s| s.count);
+    if parts.len() != count {
+        return Err(Error::option(
+            "merge",
+            format!(
+                "{} shard folders given, but the first says it is one of {count}: give all {count} once each",
+                parts.len()
+            ),
+        ));
+    }
     for (dir, e) in &parts {
         let m = &e.meta;
         if m.model != first.model || m.descriptor != first.descriptor || m.dims != first.dims {

@@ -144,28 +144,45 @@ impl Embeddings {
                 }
             })
             .collect();
-        let (rows, dims) = vectors.dim();
-        if rows != paths.len() || rows != meta.count || (rows > 0 && dims != meta.dims) {
-            return Err(Error::input(
-                name,
-                format!(
-                    "embeddings.npy is {rows}x{dims} but paths.txt has {} lines and index.json says {}x{}",
-                    paths.len(),
-                    meta.count,
-                    meta.dims
-                ),
-            ));
-        }
-        Ok(Self {
+        let embeddings = Self {
             meta,
             vectors,
             paths,
             skipped,
-        })
+        };
+        embeddings.check(&name)?;
+        Ok(embeddings)
     }
 
-    /// Writes the consolidated files, then `index.json` (last, with `complete: true`).
+    /// Checks that the parts agree: the layout version, one path per row, `dims` columns, and the
+    /// counts of `index.json` (`count`, `skipped`). `name` is the folder, for the message.
+    pub fn check(&self, name: &str) -> Result<()> {
+        check_parts(
+            name,
+            &self.meta,
+            self.vectors.dim(),
+            self.paths.len(),
+            self.skipped.len(),
+        )
+    }
+
+    /// Writes the consolidated files, then `index.json` (last, with `complete: true`), after checking
+    /// that the parts agree as [`Embeddings::check`] does.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        let meta = IndexMeta {
+            count: self.paths.len(),
+            skipped: self.skipped.len(),
+            complete: true,
+            format: FORMAT_VERSION,
+            ..self.meta.clone()
+        };
+        check_parts(
+            &dir.display().to_string(),
+            &meta,
+            self.vectors.dim(),
+            self.paths.len(),
+            self.skipped.len(),
+        )?;
         crate::io::npy::write_array(dir.join(EMBEDDINGS_FILE), &self.vectors)?;
         write_lines(&dir.join(PATHS_FILE), self.paths.iter().map(String::as_str))?;
         let skipped: Vec<String> = self
@@ -174,14 +191,37 @@ impl Embeddings {
             .map(|s| format!("{}\t{}", s.path, s.reason))
             .collect();
         write_lines(&dir.join(SKIPPED_FILE), skipped.iter().map(String::as_str))?;
-        let meta = IndexMeta {
-            count: self.paths.len(),
-            skipped: self.skipped.len(),
-            complete: true,
-            ..self.meta.clone()
-        };
         meta.write(dir)
     }
+}
+
+/// The checks of [`Embeddings::check`] on the parts' sizes.
+fn check_parts(
+    name: &str,
+    meta: &IndexMeta,
+    (rows, dims): (usize, usize),
+    paths: usize,
+    skipped: usize,
+) -> Result<()> {
+    if meta.format != FORMAT_VERSION {
+        return Err(Error::input(
+            name,
+            format!(
+                "index.json has layout version {}, this dinoreg reads version {FORMAT_VERSION}",
+                meta.format
+            ),
+        ));
+    }
+    if rows != paths || rows != meta.count || dims != meta.dims || skipped != meta.skipped {
+        return Err(Error::input(
+            name,
+            format!(
+                "embeddings.npy is {rows}x{dims}, paths.txt has {paths} lines and skipped.txt {skipped}, but index.json says {}x{} and {} skipped",
+                meta.count, meta.dims, meta.skipped
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a text file as lines (no trailing empty line).

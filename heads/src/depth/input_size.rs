@@ -6,8 +6,14 @@
 
 use crate::{Error, Result};
 
+/// The largest input (height x width, in pixels) [`depth_anything_input_size`] returns: 8192 x 8192.
+/// Beyond it an image of extreme aspect ratio (a 1 x 16384 strip at a lower bound of 518 would be
+/// 8486912 x 518) is refused instead of allocated.
+pub const MAX_INPUT_PIXELS: usize = 8192 * 8192;
+
 /// The `(height, width)` Depth-Anything-V2 feeds its model for an image of `size = (height, width)`:
-/// both sides at least `lower_bound` (518 by default), multiples of `multiple` (14), aspect kept.
+/// both sides at least `lower_bound` (518 by default), multiples of `multiple` (14), aspect kept. An
+/// input over [`MAX_INPUT_PIXELS`] is an [`Error::InvalidInput`] naming the sizes and the limit.
 ///
 /// ```
 /// use dinoreg_heads::depth::depth_anything_input_size;
@@ -35,7 +41,16 @@ pub fn depth_anything_input_size(
         let y = if y < bound { (x / m).ceil() * m } else { y };
         y as usize
     };
-    Ok((constrain(scale * h as f64), constrain(scale * w as f64)))
+    let (th, tw) = (constrain(scale * h as f64), constrain(scale * w as f64));
+    if th.checked_mul(tw).is_none_or(|px| px > MAX_INPUT_PIXELS) {
+        return Err(Error::input(
+            "image size",
+            format!(
+                "{h}x{w} at lower bound {lower_bound} becomes {th}x{tw}, over the limit of {MAX_INPUT_PIXELS} pixels; crop the image or lower the input size"
+            ),
+        ));
+    }
+    Ok((th, tw))
 }
 
 #[cfg(test)]
@@ -49,5 +64,14 @@ mod tests {
         assert_eq!(depth_anything_input_size((300, 400), 518, 14)?, (518, 686));
         assert!(depth_anything_input_size((0, 10), 518, 14).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_are_refused() {
+        let err = depth_anything_input_size((16384, 1), 518, 14).expect_err("a strip");
+        assert!(err.to_string().contains("16384x1"), "{err}");
+        assert!(err.to_string().contains("67108864"), "{err}");
+        assert!(depth_anything_input_size((1, 1), usize::MAX, 14).is_err());
+        assert!(depth_anything_input_size((4000, 3000), 518, 14).is_ok());
     }
 }

@@ -27,7 +27,7 @@ pub use config::{DepthAnythingConfig, DepthKind};
 pub use dinov2_dpt::Dinov2DptDepthHead;
 pub use dinov2_linear::Dinov2LinearDepthHead;
 pub use dpt::DepthAnythingHead;
-pub use input_size::depth_anything_input_size;
+pub use input_size::{depth_anything_input_size, MAX_INPUT_PIXELS};
 pub use keys::{original_to_hf, OriginalDepthAnythingOptions};
 pub use options::{dinov2_four_layers, DepthRange, Dinov2DepthOptions};
 pub use output::{resize_depth, DepthHead};

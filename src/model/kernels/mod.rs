@@ -17,7 +17,8 @@
 //! - [`rope`]: DINOv3's rotary embedding applied in place to the q/k/v projection rows.
 //! - [`gated`]: the gated feed-forward activation for activations other than SiLU.
 //! - [`weights`]: borrowing a CPU tensor's f32 data in place.
-//! - [`memory`]: `MemAvailable`, to refuse a request whose working set cannot fit.
+//! - [`memory`]: the memory this process can still use (machine, cgroups, a set limit), to refuse
+//!   a request whose working set cannot fit.
 //! - [`profile`]: optional per-part timers for `dinoreg bench --profile`.
 //!
 //! All buffers are row-major `(rows, width)` slices; a token matrix is `(B·T, D)`.
@@ -42,7 +43,7 @@ pub(crate) mod gated;
 pub(crate) mod isa;
 pub(crate) mod math;
 pub(crate) mod matmul;
-pub(crate) mod memory;
+pub mod memory;
 pub mod profile;
 pub(crate) mod rope;
 pub(crate) mod rows;

@@ -1,7 +1,22 @@
-//! Checkpoint access shared by the backbone and every head: safetensors (memory-mapped, single or
-//! sharded), PyTorch `.pth` (optionally under a key such as mmcv's `state_dict`) or an in-memory map,
-//! behind one [`TensorStore`] whose lookups fail with typed errors that name the tensor, the expected
-//! shape and the shape found.
+//! Checkpoint access shared by the backbone and every head: safetensors (single or sharded), PyTorch
+//! `.pth` (optionally under a key such as mmcv's `state_dict`) or an in-memory map, behind one
+//! [`TensorStore`] whose lookups fail with typed errors that name the tensor, the expected shape and
+//! the shape found.
+//!
+//! Files are never memory-mapped. Opening reads and checks the index (the safetensors header, the
+//! `.pth` pickle and zip directory) against the file's length; each tensor is then read with positioned
+//! reads straight into its buffer when it is asked for. A file truncated or rewritten while open gives
+//! an error, and only the tensors being loaded occupy memory.
+//!
+//! - `source`: the bytes behind a store (file or buffer) and positioned reads;
+//! - `stored`: one tensor's place in a file, its bounds check and its read;
+//! - `safetensors`, `pth` (with `pickle`): the two file formats' indexes.
+
+mod pickle;
+mod pth;
+mod safetensors;
+mod source;
+mod stored;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +24,16 @@ use std::path::{Path, PathBuf};
 use candle::{DType, Device, Tensor};
 
 use crate::{Error, Result};
+use source::Source;
+use stored::Stored;
 
 enum Backing {
-    Safetensors(candle::safetensors::MmapedSafetensors),
-    Pth(candle::pickle::PthTensors),
+    /// Tensors indexed in files (or buffers) and read on demand.
+    Files {
+        sources: Vec<Source>,
+        tensors: HashMap<String, Stored>,
+    },
+    /// Tensors already in memory.
     Map(HashMap<String, Tensor>),
 }
 
@@ -47,8 +68,9 @@ pub fn is_pth(path: &Path) -> bool {
 }
 
 impl TensorStore {
-    /// Opens a checkpoint by extension: `.safetensors` is memory-mapped, `.pth`/`.pt`/`.bin`/`.ckpt`
-    /// is read as a PyTorch pickle (a plain state dict, or one under `state_dict` / `model`).
+    /// Opens a checkpoint by extension: `.pth`/`.pt`/`.bin`/`.ckpt` is read as a PyTorch zip
+    /// checkpoint (a plain state dict, or one under `state_dict` / `model`), anything else as
+    /// safetensors.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if !path.is_file() {
@@ -61,51 +83,76 @@ impl TensorStore {
         }
     }
 
-    /// Memory-maps one or more safetensors files (the shards of one checkpoint).
+    /// Opens one or more safetensors files (the shards of one checkpoint), checking each file's
+    /// length against its header.
     pub fn open_safetensors(paths: &[PathBuf]) -> Result<Self> {
-        let first = paths
-            .first()
-            .ok_or_else(|| Error::option("checkpoint", "no safetensors file was given"))?;
-        for p in paths {
-            if !p.is_file() {
-                return Err(checkpoint_error(p, "no such file"));
+        if paths.is_empty() {
+            return Err(Error::option("checkpoint", "no safetensors file was given"));
+        }
+        let sources = paths
+            .iter()
+            .map(|p| open_source(p))
+            .collect::<Result<Vec<_>>>()?;
+        Self::index_safetensors(display_name(paths), sources)
+    }
+
+    /// A safetensors checkpoint held in memory; `source_name` is used in error messages.
+    pub fn from_safetensors_bytes(source_name: impl Into<String>, bytes: Vec<u8>) -> Result<Self> {
+        let name = source_name.into();
+        Self::index_safetensors(name.clone(), vec![Source::bytes(name, bytes)])
+    }
+
+    fn index_safetensors(source_name: String, sources: Vec<Source>) -> Result<Self> {
+        let mut tensors = HashMap::new();
+        for (i, source) in sources.iter().enumerate() {
+            let found = safetensors::read_header(source, i).map_err(|reason| {
+                checkpoint_error(
+                    source.path(),
+                    format!("not a valid safetensors file: {reason}"),
+                )
+            })?;
+            for (name, stored) in found {
+                if tensors.contains_key(&name) {
+                    return Err(checkpoint_error(
+                        source.path(),
+                        format!("tensor `{name}` is also in another shard"),
+                    ));
+                }
+                tensors.insert(name, stored);
             }
         }
-        // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on them not
-        // being truncated while the store is alive. Tensors are copied out on load.
-        let st = unsafe { candle::safetensors::MmapedSafetensors::multi(paths) }
-            .map_err(|e| checkpoint_error(first, format!("not a valid safetensors file ({e})")))?;
         Ok(Self {
-            source_name: display_name(paths),
-            backing: Backing::Safetensors(st),
+            source_name,
+            backing: Backing::Files { sources, tensors },
         })
     }
 
-    /// Reads a PyTorch checkpoint. A plain state dict is used as it is; otherwise the state dict is
-    /// looked for under `state_dict`, then `model`.
+    /// Reads a PyTorch zip checkpoint's index. A plain state dict is used as it is; otherwise the
+    /// state dict is looked for under `state_dict`, then `model`.
     pub fn open_pth(path: &Path) -> Result<Self> {
-        let mut last_err = None;
-        for key in [None, Some("state_dict"), Some("model")] {
-            match candle::pickle::PthTensors::new(path, key) {
-                Ok(t) if !t.tensor_infos().is_empty() => {
-                    return Ok(Self {
-                        source_name: path.display().to_string(),
-                        backing: Backing::Pth(t),
-                    })
-                }
-                Ok(_) => {}
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(checkpoint_error(
-            path,
-            match last_err {
-                Some(e) => format!("not a readable PyTorch checkpoint ({e})"),
-                None => {
-                    "no tensors found (expected a state dict, or one under `state_dict`)".into()
-                }
+        Self::index_pth(path.display().to_string(), open_source(path)?)
+    }
+
+    /// A PyTorch zip checkpoint held in memory; `source_name` is used in error messages.
+    pub fn from_pth_bytes(source_name: impl Into<String>, bytes: Vec<u8>) -> Result<Self> {
+        let name = source_name.into();
+        Self::index_pth(name.clone(), Source::bytes(name, bytes))
+    }
+
+    fn index_pth(source_name: String, source: Source) -> Result<Self> {
+        let tensors = pth::read_index(&source).map_err(|reason| {
+            checkpoint_error(
+                source.path(),
+                format!("not a readable PyTorch checkpoint: {reason}"),
+            )
+        })?;
+        Ok(Self {
+            source_name,
+            backing: Backing::Files {
+                sources: vec![source],
+                tensors: tensors.into_iter().collect(),
             },
-        ))
+        })
     }
 
     /// A store over tensors already in memory; `source_name` is used in error messages.
@@ -124,8 +171,7 @@ impl TensorStore {
     /// Every tensor name, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = match &self.backing {
-            Backing::Safetensors(st) => st.tensors().into_iter().map(|(n, _)| n).collect(),
-            Backing::Pth(p) => p.tensor_infos().keys().cloned().collect(),
+            Backing::Files { tensors, .. } => tensors.keys().cloned().collect(),
             Backing::Map(m) => m.keys().cloned().collect(),
         };
         names.sort();
@@ -140,23 +186,26 @@ impl TensorStore {
     /// The shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         match &self.backing {
-            Backing::Safetensors(st) => st.get(name).ok().map(|v| v.shape().to_vec()),
-            Backing::Pth(p) => p
-                .tensor_infos()
-                .get(name)
-                .map(|i| i.layout.shape().dims().to_vec()),
+            Backing::Files { tensors, .. } => tensors.get(name).map(|t| t.shape.clone()),
             Backing::Map(m) => m.get(name).map(|t| t.dims().to_vec()),
+        }
+    }
+
+    /// The dtype `name` is stored in, if present and of a dtype candle holds.
+    pub fn dtype(&self, name: &str) -> Option<DType> {
+        match &self.backing {
+            Backing::Files { tensors, .. } => tensors.get(name)?.dtype.as_ref().ok().copied(),
+            Backing::Map(m) => m.get(name).map(Tensor::dtype),
         }
     }
 
     /// Loads `name` whatever its shape, converted to `dtype` on `device`.
     pub fn get_any(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
         let tensor = match &self.backing {
-            Backing::Safetensors(st) => match st.get(name) {
-                Ok(view) => Some(candle::safetensors::Load::load(&view, device)?),
-                Err(_) => None,
+            Backing::Files { sources, tensors } => match tensors.get(name) {
+                Some(stored) => Some(stored.read(&sources[stored.source], name)?),
+                None => None,
             },
-            Backing::Pth(p) => p.get(name)?,
             Backing::Map(m) => m.get(name).cloned(),
         };
         let tensor = tensor.ok_or_else(|| Error::MissingTensor {
@@ -200,6 +249,14 @@ impl TensorStore {
             device: device.clone(),
         }
     }
+}
+
+/// Opens `path` for positioned reads, with a checkpoint error naming it.
+fn open_source(path: &Path) -> Result<Source> {
+    if !path.is_file() {
+        return Err(checkpoint_error(path, "no such file"));
+    }
+    Source::open(path).map_err(|e| checkpoint_error(path, e))
 }
 
 fn display_name(paths: &[PathBuf]) -> String {
