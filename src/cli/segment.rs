@@ -70,9 +70,10 @@ pub struct Args {
     /// Step between sliding windows in pixels (default: the preset's, or 2/3 of --crop).
     #[arg(long)]
     stride: Option<usize>,
-    /// Sliding windows per backbone call (more is faster on a GPU, same result).
-    #[arg(long, default_value_t = 1)]
-    windows_per_call: usize,
+    /// Sliding windows per backbone call (same result; more is faster on a GPU and uses more
+    /// memory). Default: 2.
+    #[arg(long)]
+    windows_per_call: Option<usize>,
     /// Class names, one per line in label order, optionally followed by #RRGGBB (default: the
     /// head's own, else ADE20K for 150 classes, VOC for 21).
     #[arg(long)]
@@ -254,8 +255,10 @@ fn options(
         Preset::Linear => InferenceOptions::linear(),
         Preset::Ms => InferenceOptions::multi_scale(),
     }
-    .with_center_padding(Some(patch))
-    .with_windows_per_call(args.windows_per_call);
+    .with_center_padding(Some(patch));
+    if let Some(n) = args.windows_per_call {
+        opts.windows_per_call = n;
+    }
     opts.short_side = match args.short_side {
         Some(0) => None,
         Some(s) => Some(s),

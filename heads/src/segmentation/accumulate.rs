@@ -30,6 +30,10 @@ struct Taps4 {
 
 impl Taps4 {
     fn push(&mut self, index: usize, weight: f32) {
+        if let Some(k) = self.index[..self.len].iter().position(|&i| i == index) {
+            self.weight[k] += weight;
+            return;
+        }
         // Two output taps, each reaching two grid cells: never more than four.
         self.index[self.len] = index;
         self.weight[self.len] = weight;
@@ -136,13 +140,36 @@ pub(crate) fn add_window(
                     *v = t.pairs().map(|(g, w)| w * row[g]).sum();
                 }
             }
-            // Then down the rows, into the output rows the window reaches.
+            // Then down the rows, into the output rows the window reaches: each output row is
+            // read and written once, whatever its number of taps.
+            let line = |g: usize| &across[g * nx..(g + 1) * nx];
             for (y, t) in rows.taps.iter().enumerate() {
                 let at = (rows.start + y) * out_width + cols.start;
                 let target = &mut dst[at..at + nx];
-                for (g, w) in t.pairs() {
-                    let line = &across[g * nx..(g + 1) * nx];
-                    target.iter_mut().zip(line).for_each(|(o, v)| *o += w * v);
+                let [g0, g1, g2, g3] = t.index;
+                let [w0, w1, w2, w3] = t.weight;
+                match t.len {
+                    1 => {
+                        let l0 = line(g0);
+                        for (o, a) in target.iter_mut().zip(l0) {
+                            *o += w0 * a;
+                        }
+                    }
+                    2 => {
+                        let (l0, l1) = (line(g0), line(g1));
+                        for ((o, a), b) in target.iter_mut().zip(l0).zip(l1) {
+                            *o += w0 * a + w1 * b;
+                        }
+                    }
+                    _ => {
+                        // Three or four taps (missing ones weigh 0 at index 0).
+                        let (l0, l1, l2, l3) = (line(g0), line(g1), line(g2), line(g3));
+                        for ((((o, a), b), c), d) in
+                            target.iter_mut().zip(l0).zip(l1).zip(l2).zip(l3)
+                        {
+                            *o += w0 * a + w1 * b + w2 * c + w3 * d;
+                        }
+                    }
                 }
             }
         });
