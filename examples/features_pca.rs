@@ -65,8 +65,8 @@ fn main() -> anyhow::Result<()> {
         &AttentionOptions::default(),
         Interpolation::Bilinear,
     )?;
-    save_png(&maps.mean, &out.join("attention.png"))?;
-    save_png(&maps.norms, &out.join("norms.png"))?;
+    save_png(&maps.mean, out.join("attention.png"))?;
+    save_png(&maps.norms, out.join("norms.png"))?;
     let norms = &maps.maps.norms;
     println!(
         "{}: {:.2}% of the patch tokens have a norm above {} (max {:.1})",

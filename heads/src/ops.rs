@@ -11,14 +11,14 @@ use crate::Result;
 
 /// Source index and weights of one output coordinate along one axis.
 #[derive(Clone, Copy)]
-struct Tap {
-    i0: usize,
-    i1: usize,
-    w0: f32,
-    w1: f32,
+pub(crate) struct Tap {
+    pub(crate) i0: usize,
+    pub(crate) i1: usize,
+    pub(crate) w0: f32,
+    pub(crate) w1: f32,
 }
 
-fn taps(input: usize, output: usize, align_corners: bool) -> Vec<Tap> {
+pub(crate) fn taps(input: usize, output: usize, align_corners: bool) -> Vec<Tap> {
     (0..output)
         .map(|o| {
             let src = if align_corners {

@@ -217,20 +217,45 @@ fn inference_matches_mmseg_slide_whole_and_tta() -> Result {
 }
 
 #[test]
-fn slide_geometry_follows_mmseg() {
+fn slide_geometry_follows_mmseg() -> Result {
     // h_grids = max(H - crop + stride - 1, 0) // stride + 1, last window flush with the border.
-    let w = slide_windows((19, 26), (12, 16), (8, 10));
+    let w = slide_windows((19, 26), (12, 16), (8, 10))?;
     assert_eq!(w.len(), 2 * 2);
     assert_eq!(w[0], (0, 12, 0, 16));
     assert_eq!(w[3], (7, 19, 10, 26));
     // A crop larger than the image gives one window, the whole image.
-    assert_eq!(slide_windows((5, 6), (8, 8), (4, 4)), vec![(0, 5, 0, 6)]);
+    assert_eq!(slide_windows((5, 6), (8, 8), (4, 4))?, vec![(0, 5, 0, 6)]);
+    // Sizes that would divide by zero, leave pixels uncovered or have no window are typed errors.
+    for (size, crop, stride) in [
+        ((19, 26), (12, 16), (0, 10)),
+        ((19, 26), (12, 0), (8, 10)),
+        ((19, 26), (12, 16), (13, 10)),
+        ((0, 26), (12, 16), (8, 10)),
+    ] {
+        let err = slide_windows(size, crop, stride).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidOption { .. } | Error::InvalidInput { .. }
+            ),
+            "{err}"
+        );
+    }
+    assert!(Window::slide((4, 4), (0, 4)).is_err());
+    assert_eq!(
+        Window::slide((4, 4), (2, 4))?,
+        Window::Slide {
+            crop: (4, 4),
+            stride: (2, 4)
+        }
+    );
     // dinov2's padding examples (heads.md 0.3) and mmcv's keep-ratio resize.
     assert_eq!(center_pad_amounts(512, 14), (3, 3));
     assert_eq!(center_pad_amounts(640, 14), (2, 2));
     assert_eq!(center_pad_amounts(480, 14), (5, 5));
     assert_eq!(rescaled_size((480, 640), Some(512), 1.0), (512, 683));
     assert_eq!(rescaled_size((480, 640), Some(640), 1.32), (844, 1125));
+    Ok(())
 }
 
 #[test]

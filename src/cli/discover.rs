@@ -165,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             save_png(
                 &pipeline.draw(&image, f),
-                &picture_path(draw, &f.image, i, found.len()),
+                picture_path(draw, &f.image, i, found.len()),
             )?;
         }
     }

@@ -65,9 +65,10 @@ pub struct Args {
     /// Step between sliding windows in pixels (default: the preset's, or 2/3 of --crop).
     #[arg(long)]
     stride: Option<usize>,
-    /// Sliding windows per backbone call (more is faster on a GPU, same result).
-    #[arg(long, default_value_t = 1)]
-    windows_per_call: usize,
+    /// Sliding windows per backbone call (same result; more is faster on a GPU and uses more
+    /// memory). Default: 2.
+    #[arg(long)]
+    windows_per_call: Option<usize>,
     /// Class names, one per line in label order, optionally followed by #RRGGBB (default: the
     /// head's own, else ADE20K for 150 classes, VOC for 21).
     #[arg(long)]
@@ -83,7 +84,10 @@ pub struct Args {
 
 /// The pipeline options the arguments ask for.
 fn options(args: &Args) -> anyhow::Result<SegmentationOptions> {
-    let mut o = SegmentationOptions::default().with_windows_per_call(args.windows_per_call);
+    let mut o = SegmentationOptions::default();
+    if let Some(n) = args.windows_per_call {
+        o = o.with_windows_per_call(n);
+    }
     if let Some(p) = args.preset {
         o = o.with_preset(match p {
             Preset::Linear => SegmentationPreset::Linear,

@@ -50,7 +50,7 @@ pub enum Scale {
 }
 
 /// Options of a [`SegmentationPipeline`]: a preset and what replaces its settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SegmentationOptions {
     /// The evaluation setting; `None`: linear for a head reading one block, ms for more.
     pub preset: Option<SegmentationPreset>,
@@ -64,29 +64,14 @@ pub struct SegmentationOptions {
     pub window: Option<Window>,
     /// Replaces the stride (both axes) of the sliding windows (an error with [`Window::Whole`]).
     pub stride: Option<usize>,
-    /// Sliding windows per backbone call (more is faster on a GPU, same result).
-    pub windows_per_call: usize,
+    /// Sliding windows per backbone call (same result; more is faster on a GPU and uses more
+    /// memory); `None`: the heads' default (`DEFAULT_WINDOWS_PER_CALL`).
+    pub windows_per_call: Option<usize>,
     /// The backbone blocks a `.pth` head reads, when not the last `C_in / width` ones.
     pub blocks: Option<Vec<i64>>,
     /// Class names and colours; `None`: the head's own, else ADE20K for 150 classes, VOC for 21,
     /// numbered classes otherwise.
     pub classes: Option<ClassSet>,
-}
-
-impl Default for SegmentationOptions {
-    fn default() -> Self {
-        Self {
-            preset: None,
-            scale: None,
-            ratios: None,
-            flip: None,
-            window: None,
-            stride: None,
-            windows_per_call: 1,
-            blocks: None,
-            classes: None,
-        }
-    }
 }
 
 impl SegmentationOptions {
@@ -138,7 +123,7 @@ impl SegmentationOptions {
 
     /// Sets how many windows go into one backbone call.
     pub fn with_windows_per_call(mut self, n: usize) -> Self {
-        self.windows_per_call = n;
+        self.windows_per_call = Some(n);
         self
     }
 
@@ -165,8 +150,10 @@ impl SegmentationOptions {
             SegmentationPreset::Linear => InferenceOptions::linear(),
             SegmentationPreset::MultiScale => InferenceOptions::multi_scale(),
         }
-        .with_center_padding(Some(patch))
-        .with_windows_per_call(self.windows_per_call);
+        .with_center_padding(Some(patch));
+        if let Some(n) = self.windows_per_call {
+            opts.windows_per_call = n;
+        }
         opts.short_side = match (self.scale, pixels) {
             (Some(Scale::ShortSide(s)), _) => Some(s),
             (Some(Scale::Keep), _) | (None, true) => None,

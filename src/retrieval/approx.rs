@@ -6,7 +6,7 @@
 //! Distance `1 - cos` on the unit rows; the hits' scores are the cosine similarities computed as the
 //! exact search does. A search returns at most `ef_search` candidates.
 //!
-//! A saved graph is checked before use ([`super::approx_check`]); one that fails is rebuilt.
+//! A saved graph is checked before use (`approx_check`); one that fails is rebuilt.
 
 use std::path::{Path, PathBuf};
 
@@ -149,7 +149,7 @@ impl ApproxIndex {
     }
 
     /// Loads `dir/hnsw.bin` when it exists, was built from `index`'s current rows with `opts`, and its
-    /// graph passes the structural check of [`super::approx_check`]; `None` otherwise (a stale,
+    /// graph passes the structural check of `approx_check`; `None` otherwise (a stale,
     /// corrupted or foreign file is never searched).
     pub fn load(dir: &Path, index: &EmbeddingIndex, opts: &ApproxOptions) -> Result<Option<Self>> {
         let path = Self::path(dir);

@@ -9,8 +9,13 @@
 //!    map is `Σ_{q∈S} A[q, :]` (without expansion: the seed's row `A[seed, :]`);
 //! 5. mask = map `> 0`; the 4-connected component holding the seed; its box, ×patch size, clipped to the
 //!    unpadded image.
+//!
+//! `A` is never held whole: the degrees come from its lower triangle a block of rows at a time
+//! (`PatchFeatures`), and the expansion reads only the rows of the seed and of `S`. Memory is
+//! O(N · (C + k_patches)) plus one 16 MB block; time is the N²·C/2 multiply-adds of the triangle.
 
-use crate::discovery::{patch_gram, seed_component, single_map, Discovery};
+use crate::discovery::gram::PatchFeatures;
+use crate::discovery::{seed_component, single_map, Discovery};
 use crate::{Error, FeatureMaps, FeatureRequest, FeatureSource, Head, Result};
 
 /// Options of [`Lost`].
@@ -100,41 +105,63 @@ impl Lost {
         let (map, grid) = single_map(features, image_size, "LOST")?;
         (0..map.dim(0)?)
             .map(|b| {
-                let gram = patch_gram(&map.get(b)?, false)?;
-                self.on_gram(&gram, grid, features.patch_size, image_size)
+                let feats = PatchFeatures::new(&map.get(b)?, false)?;
+                self.on_features(&feats, grid, features.patch_size, image_size)
             })
             .collect()
     }
 
-    /// LOST on one image's gram matrix `F Fᵀ` `(N, N)` row-major (bias not yet added).
-    fn on_gram(
+    /// How many other patches each patch correlates positively with (`A[p, q] + β > 0`, `q ≠ p`).
+    fn degrees(&self, feats: &PatchFeatures) -> Result<Vec<usize>> {
+        let bias = self.options.gram_bias;
+        let mut degree = vec![0usize; feats.len()];
+        feats.for_each_lower_block(|i0, i1, block| {
+            for (i, row) in (i0..i1).zip(block.chunks(i1)) {
+                let mut own = 0;
+                for (j, &a) in row[..i].iter().enumerate() {
+                    let positive = a + bias > 0.0;
+                    own += usize::from(positive);
+                    degree[j] += usize::from(positive);
+                }
+                degree[i] += own;
+            }
+            Ok(())
+        })?;
+        Ok(degree)
+    }
+
+    /// LOST on one image's patch features.
+    fn on_features(
         &self,
-        gram: &[f32],
+        feats: &PatchFeatures,
         grid: (usize, usize),
         patch: usize,
         image_size: (usize, usize),
     ) -> Result<Discovery> {
         let n = grid.0 * grid.1;
         let bias = self.options.gram_bias;
-        let a = |p: usize, q: usize| gram[p * n + q] + bias;
-        let degree: Vec<usize> = (0..n)
-            .map(|p| (0..n).filter(|&q| q != p && a(p, q) > 0.0).count())
-            .collect();
+        let degree = self.degrees(feats)?;
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&p| degree[p]);
         let seed = order[0];
+        let seed_row = feats.rows(&[seed])?;
         let map: Vec<f64> = if self.options.seed_expansion {
             let similars: Vec<usize> = order
                 .iter()
                 .take(self.options.k_patches)
                 .copied()
-                .filter(|&q| a(seed, q) > 0.0)
+                .filter(|&q| seed_row[q] + bias > 0.0)
                 .collect();
-            (0..n)
-                .map(|j| similars.iter().map(|&q| a(q, j) as f64).sum())
-                .collect()
+            let rows = feats.rows(&similars)?;
+            let mut map = vec![0f64; n];
+            for row in rows.chunks(n) {
+                map.iter_mut()
+                    .zip(row)
+                    .for_each(|(m, &a)| *m += (a + bias) as f64);
+            }
+            map
         } else {
-            (0..n).map(|j| a(seed, j) as f64).collect()
+            seed_row.iter().map(|&a| (a + bias) as f64).collect()
         };
         let foreground: Vec<bool> = map.iter().map(|&m| m > 0.0).collect();
         let component = seed_component(&foreground, grid, seed).map_err(|_| {

@@ -15,10 +15,13 @@ pub mod components;
 pub mod corloc;
 #[cfg(feature = "datasets")]
 pub mod dataset;
+mod gram;
+mod graph;
+mod lanczos;
 pub mod lost;
 pub mod tokencut;
 
-use candle::{DType, Tensor};
+use candle::Tensor;
 use serde::Serialize;
 
 use crate::{Error, FeatureMaps, Result};
@@ -123,23 +126,4 @@ pub(crate) fn single_map<'a>(
         ));
     }
     Ok((map, (h, w)))
-}
-
-/// The gram matrix `F Fᵀ` `(N, N)` of one image's patch features, row-major, `N = h * w`.
-///
-/// `map` is `(C, h, w)`; with `l2_normalize` each patch feature is first divided by `max(‖f‖, 1e-12)`
-/// (torch's `F.normalize`). The product runs on the map's device in f32.
-pub(crate) fn patch_gram(map: &Tensor, l2_normalize: bool) -> Result<Vec<f32>> {
-    let (c, h, w) = map.dims3()?;
-    let mut feats = map
-        .to_dtype(DType::F32)?
-        .reshape((c, h * w))?
-        .t()?
-        .contiguous()?;
-    if l2_normalize {
-        let norm = feats.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
-        feats = feats.broadcast_div(&norm)?;
-    }
-    let gram = feats.matmul(&feats.t()?)?;
-    Ok(gram.flatten_all()?.to_vec1::<f32>()?)
 }

@@ -14,337 +14,65 @@
 //! with overlapping logits averaged); resize the logits to the original size; flip back. One pass
 //! returns those logits; several passes average their softmax maps (`aug_test`).
 //!
+//! Memory: mmseg builds each pass's `(B, K, H_s, W_s)` map at the scaled size (at ratio 3 on a
+//! 640×480 photo with 150 classes, 2.9 GB). Here each window's logits go straight into the
+//! original-size logits of the pass ([`super::accumulate`]: the resizes and the window average are
+//! linear and separable), so the peak is the output `(B, K, H, W)` twice (the pass and the running
+//! mean, once with one pass) plus one model call. The result equals mmseg's up to the order of
+//! floating-point additions. The accumulation runs on the CPU (window logits are copied from the
+//! model's device; they are small), and the result is returned on the pixels' device.
+//!
 //! One difference from mmseg: images are resized in floating point with PyTorch's bilinear kernel,
 //! not with OpenCV on uint8 pixels (no rounding to integers).
 
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
-use candle::Tensor;
+use candle::{DType, Device, Tensor};
 
-use crate::ops::center_pad;
-use crate::ops::resize_bilinear;
+use super::accumulate::{add_window, softmax_add, AxisMap};
+use super::options::InferenceOptions;
+use super::windows::{rescaled_size, WindowGrid};
+use crate::ops::{center_pad, resize_bilinear};
 use crate::{Error, Result};
 
-/// How an image is covered by model calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    /// One call on the whole image (mmseg `mode="whole"`).
-    Whole,
-    /// Overlapping `crop` windows every `stride` pixels, `(height, width)` each (mmseg `mode="slide"`).
-    Slide {
-        /// Window size `(h, w)`.
-        crop: (usize, usize),
-        /// Step between windows `(h, w)`, at most the crop size.
-        stride: (usize, usize),
-    },
+/// Where the time of one inference went (see [`predict_timed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InferenceTimings {
+    /// Inside the model closure (backbone and head).
+    pub model: Duration,
+    /// Resizing the image to each scale, flipping it, cutting and padding the windows.
+    pub prepare: Duration,
+    /// Bringing window logits to the CPU and adding them, resized, into the output-size logits.
+    pub accumulate: Duration,
+    /// The softmax and average of the passes, and the final log or conversion to a tensor.
+    pub finish: Duration,
+    /// How many windows were run (over all passes).
+    pub windows: usize,
+    /// How many times the model was called.
+    pub model_calls: usize,
 }
 
-/// Options of [`predict`]; the defaults are dinov2's "linear" evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InferenceOptions {
-    /// Resize keep-ratio so the short side is this many pixels (times each ratio); `None` keeps the
-    /// input size (ratios then scale the input size).
-    pub short_side: Option<usize>,
-    /// Scale ratios of the multi-scale test-time augmentation (`[1.0]`: one scale).
-    pub ratios: Vec<f64>,
-    /// Also run every scale horizontally flipped.
-    pub flip: bool,
-    /// How each scaled image is covered.
-    pub window: Window,
-    /// Pad every window with zeros, centred, to a multiple of this (the backbone's patch size), as
-    /// dinov2's `CenterPadding` does; the logits are still resized to the unpadded window.
-    pub center_padding: Option<usize>,
-    /// How many sliding windows go into one model call (stacked on the batch axis); results do not
-    /// depend on it.
-    pub windows_per_call: usize,
-}
-
-impl Default for InferenceOptions {
-    fn default() -> Self {
-        Self::linear()
+impl InferenceTimings {
+    /// The sum of the timed parts.
+    pub fn total(&self) -> Duration {
+        self.model + self.prepare + self.accumulate + self.finish
     }
 }
 
-impl InferenceOptions {
-    /// dinov2's "linear" evaluation: short side 512, sliding 512×512 windows with stride 341, one
-    /// scale, no flip, centre padding to 14.
-    pub fn linear() -> Self {
-        Self {
-            short_side: Some(512),
-            ratios: vec![1.0],
-            flip: false,
-            window: Window::Slide {
-                crop: (512, 512),
-                stride: (341, 341),
-            },
-            center_padding: Some(14),
-            windows_per_call: 1,
-        }
+/// Starts a clock; [`Clock::lap`] adds the time since the last lap to a counter.
+struct Clock(Instant);
+
+impl Clock {
+    fn start() -> Self {
+        Self(Instant::now())
     }
 
-    /// dinov2's "ms" evaluation: short side 640 × {1.0, 1.32, 1.73, 2.28, 3.0}, each also flipped,
-    /// sliding 640×640 windows with stride 320, centre padding to 14.
-    pub fn multi_scale() -> Self {
-        Self {
-            short_side: Some(640),
-            ratios: vec![1.0, 1.32, 1.73, 2.28, 3.0],
-            flip: true,
-            window: Window::Slide {
-                crop: (640, 640),
-                stride: (320, 320),
-            },
-            center_padding: Some(14),
-            windows_per_call: 1,
-        }
+    fn lap(&mut self, counter: &mut Duration) {
+        let now = Instant::now();
+        *counter += now - self.0;
+        self.0 = now;
     }
-
-    /// Sets the short side (`None`: keep the input size).
-    pub fn with_short_side(mut self, short_side: Option<usize>) -> Self {
-        self.short_side = short_side;
-        self
-    }
-
-    /// Sets the scale ratios.
-    pub fn with_ratios(mut self, ratios: Vec<f64>) -> Self {
-        self.ratios = ratios;
-        self
-    }
-
-    /// Sets whether flipped passes are added.
-    pub fn with_flip(mut self, flip: bool) -> Self {
-        self.flip = flip;
-        self
-    }
-
-    /// Sets the window.
-    pub fn with_window(mut self, window: Window) -> Self {
-        self.window = window;
-        self
-    }
-
-    /// Sets the centre padding multiple (`None`: no padding).
-    pub fn with_center_padding(mut self, multiple: Option<usize>) -> Self {
-        self.center_padding = multiple;
-        self
-    }
-
-    /// Sets how many windows go into one model call.
-    pub fn with_windows_per_call(mut self, n: usize) -> Self {
-        self.windows_per_call = n;
-        self
-    }
-
-    /// The number of passes averaged: ratios × (1 or 2 with flip).
-    pub fn passes(&self) -> usize {
-        self.ratios.len() * if self.flip { 2 } else { 1 }
-    }
-
-    /// Checks every option.
-    pub fn validate(&self) -> Result<()> {
-        if self.ratios.is_empty() {
-            return Err(Error::option(
-                "ratios",
-                "at least one scale ratio is needed",
-            ));
-        }
-        if let Some(r) = self.ratios.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
-            return Err(Error::option(
-                "ratios",
-                format!("{r} is not a positive number"),
-            ));
-        }
-        if self.short_side == Some(0) {
-            return Err(Error::option("short side", "must be positive"));
-        }
-        if self.center_padding == Some(0) {
-            return Err(Error::option(
-                "center padding",
-                "the multiple must be positive",
-            ));
-        }
-        if self.windows_per_call == 0 {
-            return Err(Error::option("windows per call", "must be at least 1"));
-        }
-        if let Window::Slide { crop, stride } = self.window {
-            if crop.0 == 0 || crop.1 == 0 || stride.0 == 0 || stride.1 == 0 {
-                return Err(Error::option(
-                    "window",
-                    format!("crop {crop:?} and stride {stride:?} must be positive"),
-                ));
-            }
-            if stride.0 > crop.0 || stride.1 > crop.1 {
-                return Err(Error::option(
-                    "window",
-                    format!(
-                        "stride {stride:?} larger than crop {crop:?} would leave pixels uncovered"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// mmcv's keep-ratio `rescale_size` for dinov2's test scale `(long_edge, short_edge)` times `ratio`
-/// (mmseg's `MultiScaleFlipAug` takes `int(edge × ratio)`): the output `(h, w)` for an image `size`.
-/// With `short_side = None` the scale is the image's own `(long, short)` edges.
-pub fn rescaled_size(
-    size: (usize, usize),
-    short_side: Option<usize>,
-    ratio: f64,
-) -> (usize, usize) {
-    let (h, w) = size;
-    let (long, short) = match short_side {
-        Some(s) => (99_999_999usize, s),
-        None => (h.max(w), h.min(w)),
-    };
-    let long = (long as f64 * ratio) as usize;
-    let short = (short as f64 * ratio) as usize;
-    let scale = f64::min(
-        long.max(short) as f64 / h.max(w) as f64,
-        long.min(short) as f64 / h.min(w) as f64,
-    );
-    let edge = |x: usize| ((x as f64 * scale + 0.5) as usize).max(1);
-    (edge(h), edge(w))
-}
-
-/// mmseg's `encode_decode` with the padding hook: logits of `pixels` resized to their size.
-fn encode_decode(
-    pixels: &Tensor,
-    opts: &InferenceOptions,
-    model: Model<'_>,
-    k: &mut Option<usize>,
-) -> Result<Tensor> {
-    let (b, _, h, w) = pixels.dims4()?;
-    let input = match opts.center_padding {
-        Some(p) => center_pad(pixels, p)?,
-        None => pixels.clone(),
-    };
-    let logits = model(&input)?;
-    let dims = logits.dims().to_vec();
-    match (dims.as_slice(), *k) {
-        ([lb, lk, _, _], known) if *lb == b && known.is_none_or(|k| k == *lk) => {
-            *k = Some(*lk);
-        }
-        _ => {
-            return Err(Error::input(
-                "model output",
-                format!(
-                    "shape {dims:?} for a batch of {b}; expected (B, K, h, w) with B = {b}{}",
-                    k.map(|k| format!(" and K = {k}")).unwrap_or_default()
-                ),
-            ))
-        }
-    }
-    resize_bilinear(&logits, (h, w), false)
-}
-
-/// The sliding windows of mmseg's `slide_inference` over an `(h, w)` image: `(y1, y2, x1, x2)`.
-pub fn slide_windows(
-    size: (usize, usize),
-    crop: (usize, usize),
-    stride: (usize, usize),
-) -> Vec<(usize, usize, usize, usize)> {
-    let grids = |img: usize, c: usize, s: usize| (img + s).saturating_sub(c + 1) / s + 1;
-    let (h, w) = size;
-    let mut windows = Vec::new();
-    for i in 0..grids(h, crop.0, stride.0) {
-        for j in 0..grids(w, crop.1, stride.1) {
-            let y2 = (i * stride.0 + crop.0).min(h);
-            let x2 = (j * stride.1 + crop.1).min(w);
-            windows.push((y2.saturating_sub(crop.0), y2, x2.saturating_sub(crop.1), x2));
-        }
-    }
-    windows
-}
-
-/// Logits `(B, K, H, W)` of `pixels` `(B, 3, H, W)` at their own size: mmseg's `whole_inference` or
-/// `slide_inference` (before the resize to the original image), per `opts.window`.
-pub fn window_logits<F, E>(
-    pixels: &Tensor,
-    opts: &InferenceOptions,
-    model: F,
-) -> std::result::Result<Tensor, E>
-where
-    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
-    E: From<Error>,
-{
-    with_model(model, |m| {
-        opts.validate()?;
-        window_logits_checked(pixels, opts, m)
-    })
-}
-
-fn window_logits_checked(
-    pixels: &Tensor,
-    opts: &InferenceOptions,
-    model: Model<'_>,
-) -> Result<Tensor> {
-    let (b, _, h, w) = pixels.dims4()?;
-    let mut k = None;
-    let (crop, stride) = match opts.window {
-        Window::Whole => return encode_decode(pixels, opts, model, &mut k),
-        Window::Slide { crop, stride } => (crop, stride),
-    };
-    let windows = slide_windows((h, w), crop, stride);
-    let mut preds: Option<Tensor> = None;
-    let mut count = vec![0f32; h * w];
-    for chunk in windows.chunks(opts.windows_per_call) {
-        let crops = chunk
-            .iter()
-            .map(|&(y1, y2, x1, x2)| pixels.narrow(2, y1, y2 - y1)?.narrow(3, x1, x2 - x1))
-            .collect::<candle::Result<Vec<_>>>()?;
-        let logits = encode_decode(&Tensor::cat(&crops, 0)?, opts, model, &mut k)?;
-        for (n, &(y1, y2, x1, x2)) in chunk.iter().enumerate() {
-            let crop_logits = logits
-                .narrow(0, n * b, b)?
-                .pad_with_zeros(2, y1, h - y2)?
-                .pad_with_zeros(3, x1, w - x2)?;
-            preds = Some(match preds {
-                None => crop_logits,
-                Some(p) => (p + crop_logits)?,
-            });
-            for y in y1..y2 {
-                count[y * w + x1..y * w + x2]
-                    .iter_mut()
-                    .for_each(|c| *c += 1.0);
-            }
-        }
-    }
-    let preds =
-        preds.ok_or_else(|| Error::input("pixels", format!("{h}x{w} image has no window")))?;
-    let count = Tensor::from_vec(count, (1, 1, h, w), pixels.device())?;
-    Ok(preds.broadcast_div(&count)?)
-}
-
-/// Runs every pass and hands each one's logits `(B, K, H, W)`, at the input size and flipped back,
-/// to `sink`.
-fn for_each_pass<S>(
-    pixels: &Tensor,
-    opts: &InferenceOptions,
-    model: Model<'_>,
-    mut sink: S,
-) -> Result<()>
-where
-    S: FnMut(Tensor) -> Result<()>,
-{
-    opts.validate()?;
-    let (_, _, h, w) = pixels.dims4()?;
-    let flips: &[bool] = if opts.flip { &[false, true] } else { &[false] };
-    for &ratio in &opts.ratios {
-        let scaled = resize_bilinear(pixels, rescaled_size((h, w), opts.short_side, ratio), false)?;
-        for &flip in flips {
-            let input = if flip {
-                scaled.flip(&[3])?
-            } else {
-                scaled.clone()
-            };
-            let logits =
-                resize_bilinear(&window_logits_checked(&input, opts, model)?, (h, w), false)?;
-            sink(if flip { logits.flip(&[3])? } else { logits })?;
-        }
-    }
-    Ok(())
 }
 
 /// The model as the internals see it: heads errors only (see [`with_model`]).
@@ -370,22 +98,266 @@ where
     result.map_err(|e| failure.into_inner().unwrap_or_else(|| E::from(e)))
 }
 
-fn mean_probabilities(
+/// Logits of one pass at the output size, `(B, K, H, W)` row-major f32, with what is known of them.
+struct PassLogits {
+    data: Vec<f32>,
+    batch: usize,
+    size: (usize, usize),
+    /// The class count and dtype of the model's logits, once it has been called.
+    classes: Option<(usize, DType)>,
+}
+
+impl PassLogits {
+    fn new(batch: usize, size: (usize, usize)) -> Self {
+        Self {
+            data: Vec::new(),
+            batch,
+            size,
+            classes: None,
+        }
+    }
+
+    /// Zeroes the logits for another pass.
+    fn clear(&mut self) {
+        self.data.iter_mut().for_each(|v| *v = 0.0);
+    }
+
+    /// Checks the model's logits `(n · B, K, g_h, g_w)` for `n` windows and returns their grid
+    /// `(g_h, g_w)`; the first ones set the class count and dtype, and allocate.
+    fn check(&mut self, logits: &Tensor, windows: usize) -> Result<(usize, usize)> {
+        let b = windows * self.batch;
+        let known = self.classes.map(|(k, _)| k);
+        let dims = logits.dims();
+        match *dims {
+            [lb, lk, gh, gw]
+                if lb == b && lk > 0 && gh > 0 && gw > 0 && known.is_none_or(|k| k == lk) =>
+            {
+                if known.is_none() {
+                    self.classes = Some((lk, logits.dtype()));
+                    self.data = vec![0f32; self.batch * lk * self.size.0 * self.size.1];
+                }
+                Ok((gh, gw))
+            }
+            _ => Err(Error::input(
+                "model output",
+                format!(
+                    "shape {dims:?} for a batch of {b}; expected (B, K, h, w) with B = {b}{}",
+                    known.map(|k| format!(" and K = {k}")).unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    fn classes(&self) -> usize {
+        self.classes.map_or(0, |(k, _)| k)
+    }
+
+    fn into_tensor(self, device: &Device) -> Result<Tensor> {
+        let (k, dtype) = self
+            .classes
+            .ok_or_else(|| Error::option("ratios", "no pass was run"))?;
+        let shape = (self.batch, k, self.size.0, self.size.1);
+        Ok(Tensor::from_vec(self.data, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?)
+    }
+}
+
+/// Runs the passes of `opts` over `pixels`; what each one needs.
+struct Runner<'a> {
+    opts: &'a InferenceOptions,
+    model: Model<'a>,
+    timings: InferenceTimings,
+}
+
+impl Runner<'_> {
+    /// One pass over `scaled` `(B, 3, H_s, W_s)` (already flipped when `flip`), its logits added
+    /// into `out` at the output size, mirrored back when `flip`.
+    fn pass(&mut self, scaled: &Tensor, flip: bool, out: &mut PassLogits) -> Result<()> {
+        let (b, _, hs, ws) = scaled.dims4()?;
+        let grid = WindowGrid::new((hs, ws), &self.opts.window)?;
+        let (wh, ww) = grid.window_size();
+        let (h, w) = out.size;
+        let mut row_maps: Vec<Option<AxisMap>> = vec![None; grid.rows.len()];
+        let mut col_maps: Vec<Option<AxisMap>> = vec![None; grid.cols.len()];
+        let order: Vec<usize> = (0..grid.len()).collect();
+        let mut clock = Clock::start();
+        for chunk in order.chunks(self.opts.windows_per_call) {
+            let crops = chunk
+                .iter()
+                .map(|&n| {
+                    let (i, j) = grid.index(n);
+                    scaled
+                        .narrow(2, grid.rows[i].0, wh)?
+                        .narrow(3, grid.cols[j].0, ww)
+                })
+                .collect::<candle::Result<Vec<_>>>()?;
+            let crops = if crops.len() == 1 {
+                crops[0].clone()
+            } else {
+                Tensor::cat(&crops, 0)?
+            };
+            let input = match self.opts.center_padding {
+                Some(p) => center_pad(&crops, p)?,
+                None => crops,
+            };
+            clock.lap(&mut self.timings.prepare);
+            let logits = (self.model)(&input)?;
+            clock.lap(&mut self.timings.model);
+            self.timings.model_calls += 1;
+            self.timings.windows += chunk.len();
+            let (gh, gw) = out.check(&logits, chunk.len())?;
+            let values = logits
+                .to_device(&Device::Cpu)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let per_window = b * out.classes() * gh * gw;
+            for (m, &n) in chunk.iter().enumerate() {
+                let (i, j) = grid.index(n);
+                let rows = cached(&mut row_maps[i], gh, || {
+                    AxisMap::new(grid.rows[i], gh, &grid.row_counts, h, false)
+                });
+                let cols = cached(&mut col_maps[j], gw, || {
+                    AxisMap::new(grid.cols[j], gw, &grid.col_counts, w, flip)
+                });
+                let window = &values[m * per_window..(m + 1) * per_window];
+                add_window(&mut out.data, w, window, rows, cols);
+            }
+            clock.lap(&mut self.timings.accumulate);
+        }
+        Ok(())
+    }
+
+    /// Runs every pass, handing each one's logits (at the input size, flipped back) to `sink`.
+    fn passes(
+        &mut self,
+        pixels: &Tensor,
+        out: &mut PassLogits,
+        mut sink: impl FnMut(&mut PassLogits, &mut InferenceTimings) -> Result<()>,
+    ) -> Result<()> {
+        self.opts.validate()?;
+        let (_, _, h, w) = pixels.dims4()?;
+        let flips: &[bool] = if self.opts.flip {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &ratio in &self.opts.ratios {
+            let mut clock = Clock::start();
+            let size = rescaled_size((h, w), self.opts.short_side, ratio);
+            let scaled = resize_bilinear(pixels, size, false)?;
+            clock.lap(&mut self.timings.prepare);
+            for &flip in flips {
+                let mut clock = Clock::start();
+                let input = if flip {
+                    scaled.flip(&[3])?
+                } else {
+                    scaled.clone()
+                };
+                clock.lap(&mut self.timings.prepare);
+                out.clear();
+                self.pass(&input, flip, out)?;
+                sink(out, &mut self.timings)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cached map when it was built for a grid of `g`, else a new one.
+fn cached(slot: &mut Option<AxisMap>, g: usize, build: impl FnOnce() -> AxisMap) -> &AxisMap {
+    if slot.as_ref().is_some_and(|m| m.grid != g) {
+        *slot = None;
+    }
+    slot.get_or_insert_with(build)
+}
+
+/// What [`run`] computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// One pass's logits, or the log of the mean softmax of several.
+    Logits,
+    /// The mean softmax.
+    Probabilities,
+}
+
+fn run(
     pixels: &Tensor,
     opts: &InferenceOptions,
     model: Model<'_>,
-) -> Result<Tensor> {
-    let mut sum: Option<Tensor> = None;
-    for_each_pass(pixels, opts, model, |logits| {
-        let p = candle_nn::ops::softmax(&logits, 1)?;
-        sum = Some(match sum.take() {
-            None => p,
-            Some(s) => (s + p)?,
-        });
+    output: Output,
+) -> Result<(Tensor, InferenceTimings)> {
+    opts.validate()?;
+    let (b, _, h, w) = pixels.dims4()?;
+    let mut runner = Runner {
+        opts,
+        model,
+        timings: InferenceTimings::default(),
+    };
+    let mut pass = PassLogits::new(b, (h, w));
+    if opts.passes() == 1 {
+        runner.passes(pixels, &mut pass, |_, _| Ok(()))?;
+        let mut clock = Clock::start();
+        if output == Output::Probabilities {
+            let mut probs = vec![0f32; pass.data.len()];
+            let classes = pass.classes();
+            softmax_add(&mut pass.data, &mut probs, classes, h * w);
+            pass.data = probs;
+        }
+        let logits = pass.into_tensor(pixels.device())?;
+        clock.lap(&mut runner.timings.finish);
+        return Ok((logits, runner.timings));
+    }
+    let mut sum: Vec<f32> = Vec::new();
+    runner.passes(pixels, &mut pass, |pass, timings| {
+        let mut clock = Clock::start();
+        if sum.is_empty() {
+            sum = vec![0f32; pass.data.len()];
+        }
+        let classes = pass.classes();
+        softmax_add(&mut pass.data, &mut sum, classes, h * w);
+        clock.lap(&mut timings.finish);
         Ok(())
     })?;
-    let sum = sum.ok_or_else(|| Error::option("ratios", "no pass was run"))?;
-    Ok((sum / opts.passes() as f64)?)
+    let mut clock = Clock::start();
+    let scale = 1.0 / opts.passes() as f32;
+    sum.iter_mut().for_each(|p| {
+        *p *= scale;
+        if output == Output::Logits {
+            *p = p.clamp(f32::MIN_POSITIVE, 1.0).ln();
+        }
+    });
+    pass.data = sum;
+    let result = pass.into_tensor(pixels.device())?;
+    clock.lap(&mut runner.timings.finish);
+    Ok((result, runner.timings))
+}
+
+/// Logits `(B, K, H, W)` of `pixels` `(B, 3, H, W)` at their own size: mmseg's `whole_inference` or
+/// `slide_inference` (before the resize to the original image), per `opts.window`; the ratios, flip
+/// and short side of `opts` are not used.
+pub fn window_logits<F, E>(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: F,
+) -> std::result::Result<Tensor, E>
+where
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
+{
+    with_model(model, |m| {
+        opts.validate()?;
+        let (b, _, h, w) = pixels.dims4()?;
+        let mut runner = Runner {
+            opts,
+            model: m,
+            timings: InferenceTimings::default(),
+        };
+        let mut out = PassLogits::new(b, (h, w));
+        runner.pass(pixels, false, &mut out)?;
+        out.into_tensor(pixels.device())
+    })
 }
 
 /// The mean over all passes of the softmax maps `(B, K, H, W)` (mmseg's `aug_test` score map;
@@ -399,7 +371,10 @@ where
     F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
     E: From<Error>,
 {
-    with_model(model, |m| mean_probabilities(pixels, opts, m))
+    with_model(
+        model,
+        |m| Ok(run(pixels, opts, m, Output::Probabilities)?.0),
+    )
 }
 
 /// Logits `(B, K, H, W)` at the input size: with one pass, the window logits resized to the input
@@ -414,16 +389,18 @@ where
     F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
     E: From<Error>,
 {
-    with_model(model, |m| {
-        if opts.passes() != 1 {
-            let probs = mean_probabilities(pixels, opts, m)?;
-            return Ok(probs.clamp(f32::MIN_POSITIVE, 1f32)?.log()?);
-        }
-        let mut out = None;
-        for_each_pass(pixels, opts, m, |logits| {
-            out = Some(logits);
-            Ok(())
-        })?;
-        out.ok_or_else(|| Error::option("ratios", "no pass was run"))
-    })
+    Ok(predict_timed(pixels, opts, model)?.0)
+}
+
+/// [`predict`], and where its time went.
+pub fn predict_timed<F, E>(
+    pixels: &Tensor,
+    opts: &InferenceOptions,
+    model: F,
+) -> std::result::Result<(Tensor, InferenceTimings), E>
+where
+    F: Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    E: From<Error>,
+{
+    with_model(model, |m| run(pixels, opts, m, Output::Logits))
 }

@@ -6,6 +6,7 @@
 //! Shapes: feature maps `(B, E, h, w)`; logits `(B, K, h, w)` on the grid and `(B, K, H, W)` at the
 //! input size; labels `(B, H, W)` integers with 255 ignored.
 
+mod accumulate;
 mod bn_head;
 mod font;
 mod head_file;
@@ -13,19 +14,21 @@ mod inference;
 mod interp;
 mod loss;
 mod metrics;
+mod options;
 mod palette;
 mod rng;
 mod train;
 mod visualize;
+mod windows;
 
 pub use crate::ops::{center_pad, center_pad_amounts};
 pub use bn_head::{BnHead, BnHeadParams, BN_EPS};
 pub use head_file::{read_head_metadata, HeadMetadata, METADATA_KEY};
 pub use inference::{
-    predict, predict_probabilities, rescaled_size, slide_windows, window_logits, InferenceOptions,
-    Window,
+    predict, predict_probabilities, predict_timed, window_logits, InferenceTimings,
 };
 pub use metrics::{check_labels, ConfusionMatrix, IGNORE_INDEX};
+pub use options::{InferenceOptions, Window, DEFAULT_WINDOWS_PER_CALL};
 pub use palette::{pascal_colormap, ClassSet, ADE20K_CLASSES, ADE20K_PALETTE, VOC_CLASSES};
 pub use rng::SplitMix64;
 pub use train::{
@@ -33,3 +36,4 @@ pub use train::{
     TrainedProbe,
 };
 pub use visualize::{legend_entries, overlay, LegendEntry, OverlayOptions, RgbCanvas};
+pub use windows::{rescaled_size, slide_windows};
