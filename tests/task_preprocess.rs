@@ -141,13 +141,26 @@ fn depth_anything_preprocess_is_the_pipelines_input() {
     same("dinoreg preprocess", &px, &expected);
     // The default input size, 518: not the processor's 224 × 224.
     let (px, _) = preprocess_cli(&["--model", &model]);
-    assert_eq!(px.dims(), &[1, 3, 518, 777]);
+    assert_eq!(px.dims(), &[1, 3, 520, 780]);
 }
 
 #[test]
 fn dinov2_depth_head_preprocess_is_centre_padding() {
     let reg4 = dir_of("model/reg4");
-    let head = fixture("depth/dinov2_linear1.pth");
+    // dinov2's linear head on one block of the width-32 backbone: 256 bins over CLS + patch means.
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("dinov2_vits14_nyu_linear_head.safetensors");
+    let tensors = std::collections::HashMap::from([
+        (
+            "decode_head.conv_depth.weight".to_string(),
+            Tensor::zeros((256, 64, 1, 1), DType::F32, &Device::Cpu).unwrap(),
+        ),
+        (
+            "decode_head.conv_depth.bias".to_string(),
+            Tensor::zeros(256, DType::F32, &Device::Cpu).unwrap(),
+        ),
+    ]);
+    candle::safetensors::save(&tensors, &head).unwrap();
     let pipeline =
         DepthPipeline::from_pretrained(&reg4, Some(&head), &DepthOptions::default(), &load())
             .unwrap();
