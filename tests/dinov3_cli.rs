@@ -247,7 +247,7 @@ fn discover_with_lost_and_tokencut() {
             .map(|v| v.as_u64().unwrap())
             .collect();
         assert!(
-            b[0] % 16 == 0 && b[1] % 16 == 0 && b[2] <= 104 && b[3] <= 72,
+            b[0].is_multiple_of(16) && b[1].is_multiple_of(16) && b[2] <= 104 && b[3] <= 72,
             "{method}: {b:?}"
         );
         assert_eq!(image::open(&drawn).unwrap().width(), 104);

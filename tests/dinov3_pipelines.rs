@@ -251,7 +251,7 @@ fn pca_and_attention_pictures_on_a_16_pixel_grid() -> dinoreg::Result<()> {
     let pixels = pca.pixels(&image)?;
     let (_, _, h, w) = pixels.dims4()?;
     assert!(
-        h % P == 0 && w % P == 0 && h.min(w).abs_diff(64) < P,
+        h.is_multiple_of(P) && w.is_multiple_of(P) && h.min(w).abs_diff(64) < P,
         "{h}x{w}"
     );
     let picture = pca.run_path(photo("chelsea.png"))?;
@@ -293,7 +293,10 @@ fn lost_and_tokencut_box_whole_16_pixel_patches() -> dinoreg::Result<()> {
             "{name}: {:?}",
             found.bbox()
         );
-        assert!(x1 % P == 0 && y1 % P == 0, "{name}: box not on the grid");
+        assert!(
+            x1.is_multiple_of(P) && y1.is_multiple_of(P),
+            "{name}: box not on the grid"
+        );
         let [row, col] = found.seed();
         assert!(
             found.mask()[row * 7 + col],
