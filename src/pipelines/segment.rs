@@ -19,7 +19,7 @@ use image::RgbImage;
 
 use crate::heads::ops::resize_bilinear;
 use crate::heads::segmentation::{
-    predict, rescaled_size, BnHead, ClassSet, InferenceOptions, Window,
+    checked_rescaled_size, predict, BnHead, ClassSet, InferenceOptions, Window,
 };
 use crate::heads::Head;
 use crate::model::{LoadOptions, ModelSource, Vit};
@@ -310,7 +310,7 @@ impl SegmentationPipeline {
         let opts = &self.for_images;
         let size = (image.height() as usize, image.width() as usize);
         let ratio = opts.ratios.first().copied().unwrap_or(1.0);
-        let scaled = rescaled_size(size, opts.short_side, ratio);
+        let scaled = checked_rescaled_size(size, opts.short_side, ratio)?;
         Ok(resize_bilinear(&self.normalize(image)?, scaled, false)?)
     }
 
