@@ -58,11 +58,11 @@ fn bench(model: Box<dyn Vit>, opts: &HeavyOptions, dir: &std::path::Path) -> any
         per(warm)
     );
     println!(
-        "{{\"task\": \"train-seg\", \"image\": [{}, {}], \"images\": {}, \"short_side\": {:?}, \"blocks\": {:?}, \"backbone_ms\": {:.2}, \"extract_cache_ms\": {:.2}, \"cached_ms\": {:.2}, \"extract_over_backbone\": {:.3}, \"peak_rss_mb\": {}}}",
+        "{{\"task\": \"train-seg\", \"image\": [{}, {}], \"images\": {}, \"short_side\": {}, \"blocks\": {:?}, \"backbone_ms\": {:.2}, \"extract_cache_ms\": {:.2}, \"cached_ms\": {:.2}, \"extract_over_backbone\": {:.3}, \"peak_rss_mb\": {}}}",
         opts.size.0,
         opts.size.1,
         items.len(),
-        options.short_side,
+        options.short_side.map_or("null".to_string(), |s| s.to_string()),
         request.blocks,
         per(backbone),
         per(cold),
