@@ -9,16 +9,17 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::progress::install_ctrlc();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the error and its causes, outermost first.
-            let msg = err
-                .chain()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
-            eprintln!("error: {msg}");
+            if let Some(dinoreg::Error::Interrupted { done, total }) =
+                err.chain().find_map(|e| e.downcast_ref::<dinoreg::Error>())
+            {
+                eprintln!("{}", cli::progress::interrupted_message(*done, *total));
+                return ExitCode::from(cli::progress::INTERRUPTED_STATUS);
+            }
+            eprintln!("error: {}", cli::error_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -175,7 +175,7 @@ fn several_images_get_one_file_each() {
         .iter()
         .map(|f| f.file_name().expect("name").to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["cat-0_pca.png", "cat-1_pca.png", "dog_pca.png"]);
+    assert_eq!(names, ["cat_0_pca.png", "cat_1_pca.png", "dog_pca.png"]);
     let err = picture_files(tmp.path().join("one.png"), &images, "pca").expect_err("one file");
     assert!(err.to_string().contains("give a folder"), "{err}");
 }

@@ -304,7 +304,8 @@ fn descriptor_names_round_trip() {
     assert!("max".parse::<Descriptor>().is_err());
 }
 
-/// Runs the `dinoreg` binary; returns stdout, failing the test on a non-zero status.
+/// Runs the `dinoreg` binary; returns stdout then stderr (where the status lines go), failing the
+/// test on a non-zero status.
 fn dinoreg(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dinoreg"))
         .args(args)
@@ -316,7 +317,7 @@ fn dinoreg(args: &[&str]) -> String {
         "dinoreg {args:?} failed: {}{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text
+    text + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]
@@ -341,7 +342,10 @@ fn embed_and_search_commands() {
         "2",
     ];
     let first = dinoreg(&[&base[..], &["--max-batches", "1"]].concat());
-    assert!(first.contains("run the same command again"), "{first}");
+    assert!(
+        first.contains("rerun the same command to resume"),
+        "{first}"
+    );
     let second = dinoreg(&[&base[..], &["--approximate"]].concat());
     assert!(
         second.contains("1 skipped") && out.join("hnsw.bin").is_file(),
@@ -358,7 +362,11 @@ fn embed_and_search_commands() {
         "2",
         "--json",
     ]);
-    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let value: serde_json::Value = serde_json::Deserializer::from_str(&json)
+        .into_iter()
+        .next()
+        .expect("json")
+        .expect("json");
     let top = &value["results"][0];
     assert!(
         top["path"].as_str().expect("path").ends_with("coffee.png"),

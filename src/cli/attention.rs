@@ -15,6 +15,8 @@ use dinoreg::viz::{
 };
 
 use super::common::ModelArgs;
+use super::output::check_dir;
+use super::progress::{set_interrupt_hint, Bar};
 
 /// Arguments of `dinoreg attention`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +26,7 @@ pub struct Args {
     /// Image files or folders. Repeatable.
     #[arg(long = "image", short = 'i', num_args = 1.., required = true)]
     images: Vec<PathBuf>,
-    /// The output folder (created when missing).
+    /// The output folder (created when missing, with its parents).
     #[arg(long, short = 'o')]
     output: PathBuf,
     /// Norm above which a patch token counts as a high-norm artifact (150 in the registers paper).
@@ -46,6 +48,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_dir("--output", &args.output)?;
     let attention = AttentionOptions::default()
         .with_threshold(args.threshold)
         .with_norm_source(if args.prenorm {
@@ -67,12 +70,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.model.load_options()?,
     )?;
     let paths = expand_images(&args.images)?;
-    std::fs::create_dir_all(&args.output)
-        .map_err(|e| anyhow::anyhow!("cannot create folder {}: {e}", args.output.display()))?;
+    super::common::warn_gray16(&paths);
+    let stems = unique_stems(&paths);
     let save = AttentionSaveOptions::default().with_registers(args.registers);
-    for (path, stem) in paths.iter().zip(unique_stems(&paths)) {
-        let result = pipeline.run_path(path)?;
-        result.pictures.save(&args.output, &stem, &save)?;
+    set_interrupt_hint("the pictures of the images done are written");
+    let mut index = 0;
+    pipeline.for_each_path(&paths, &Bar::new(), |path, result| {
+        let stem = &stems[index];
+        index += 1;
+        result.pictures.save(&args.output, stem, &save)?;
         result
             .summary
             .write_json(args.output.join(format!("{stem}_attention.json")))?;
@@ -88,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.median_norm,
             args.output.display()
         );
-    }
+        Ok(())
+    })?;
     Ok(())
 }

@@ -13,9 +13,10 @@ use anyhow::bail;
 use dinoreg::heads::discovery::{CocoOptions, VocOptions};
 use dinoreg::pipelines::{CorLocDataset, CorLocOptions, CorLocPipeline};
 
-use super::bar::Bar;
 use super::common::ModelArgs;
 use super::discover::MethodArgs;
+use super::output::check_file;
+use super::progress::{status, Bar};
 
 /// Arguments of `dinoreg corloc`.
 #[derive(Debug, clap::Args)]
@@ -45,7 +46,8 @@ pub struct Args {
     /// Evaluate only the first N images.
     #[arg(long)]
     limit: Option<usize>,
-    /// Write the per-image results, the errors and the score to this JSON file.
+    /// Write the per-image results, the errors and the score to this JSON file (missing folders are
+    /// created).
     #[arg(long, short = 'o')]
     results: Option<PathBuf>,
 }
@@ -70,6 +72,9 @@ fn dataset(args: &Args) -> anyhow::Result<CorLocDataset> {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.results {
+        check_file("--results", path, &["json"])?;
+    }
     let dataset = dataset(&args)?;
     let listing = dataset.list()?;
     let pipeline = CorLocPipeline::from_pretrained(
@@ -78,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &CorLocOptions::default().with_limit(args.limit),
         &args.model.load_options()?,
     )?;
-    let bar = Bar::new("{bar:40} {pos}/{len} [{elapsed_precise} < {eta}]")?;
+    let bar = Bar::new();
     let report = pipeline.evaluate(listing, &bar)?;
     println!(
         "CorLoc {:.2} ({}/{}), {} errors, {} skipped",
@@ -90,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(path) = &args.results {
         report.write_json(path)?;
+        status(format_args!("wrote {}", path.display()));
     }
     Ok(())
 }

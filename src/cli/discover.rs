@@ -8,20 +8,25 @@
 //! `{"image", "image_size": [H, W], "box": [x1, y1, x2, y2], "seed": [row, col], "mask_patches", "grid",
 //! "box_patches", "mask", ("eigenvector")}`, the box in image pixels with an exclusive max.
 //! `--draw` writes the image with the object's patches tinted, the box and the seed patch outlined.
+//! The summary (one line per image) goes to stdout, or with `--json` one JSON array
+//! `[{"image", "box", "seed", "mask_patches"}]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use dinoreg::heads::discovery::{LostOptions, TokenCutOptions};
 use dinoreg::heads::FeatureSource;
 use dinoreg::io::npy::read_pixels;
 use dinoreg::pipelines::{
-    DiscoveredObject, DiscoveryMethod, DiscoveryOptions, DiscoveryPipeline, InputName,
+    output_paths, DiscoveredObject, DiscoveryMethod, DiscoveryOptions, DiscoveryPipeline, InputName,
 };
+use serde_json::json;
 
 use dinoreg::viz::render::save_png;
 
 use super::common::{InputArgs, ModelArgs};
+use super::output::check_file;
+use super::progress::{status, Bar};
 
 /// Arguments of `dinoreg discover`.
 #[derive(Debug, clap::Args)]
@@ -32,13 +37,16 @@ pub struct Args {
     input: InputArgs,
     #[command(flatten)]
     method: MethodArgs,
-    /// The JSON file to write (an array, one object per image).
+    /// The JSON file to write (an array, one object per image). Missing folders are created.
     #[arg(long, short = 'o')]
     output: PathBuf,
     /// Also write a picture of the box and mask (several images: one file each, named
     /// <stem>_<image>.png).
     #[arg(long)]
     draw: Option<PathBuf>,
+    /// Print the summary as JSON: `[{"image", "box", "seed", "mask_patches"}]`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The discovery method.
@@ -118,13 +126,9 @@ impl MethodArgs {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.output.extension().is_none_or(|e| e != "json") {
-        bail!("--output {}: expected a .json file", args.output.display());
-    }
+    check_file("--output", &args.output, &["json"])?;
     if let Some(d) = &args.draw {
-        if d.extension().is_none_or(|e| e != "png") {
-            bail!("--draw {}: expected a .png file", d.display());
-        }
+        check_file("--draw", d, &["png"])?;
     }
     let pipeline = DiscoveryPipeline::from_pretrained(
         &args.model.model,
@@ -140,22 +144,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let found = match &pixels {
         Some(pixels) => pipeline.run_pixels(pixels)?,
-        None => pipeline.run_paths(&args.input.image_paths()?, &())?,
+        None => pipeline.run_paths(&args.input.image_paths()?, &Bar::new())?,
     };
-    for f in &found {
-        let d = &f.discovery;
-        println!(
-            "{}: box {:?}, seed {:?}, {} patches",
-            f.image, d.bbox, d.seed, d.mask_patches
-        );
+    if args.json {
+        let summary: Vec<_> = found
+            .iter()
+            .map(|f| {
+                let d = &f.discovery;
+                json!({"image": f.image.to_string(), "box": d.bbox, "seed": d.seed, "mask_patches": d.mask_patches})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for f in &found {
+            let d = &f.discovery;
+            println!(
+                "{}: box {:?}, seed {:?}, {} patches",
+                f.image, d.bbox, d.seed, d.mask_patches
+            );
+        }
     }
     DiscoveredObject::write_json(&args.output, &found)?;
+    status(format_args!("wrote {}", args.output.display()));
     if let Some(draw) = &args.draw {
         let from_pixels = match &pixels {
             Some(p) => pipeline.processor().to_rgb_images(p)?,
             None => Vec::new(),
         };
-        for (i, f) in found.iter().enumerate() {
+        let names: Vec<InputName> = found.iter().map(|f| f.image.clone()).collect();
+        let targets = output_paths(draw, &names);
+        for (i, (f, target)) in found.iter().zip(&targets).enumerate() {
             let image = match &f.image {
                 InputName::File(path) => pipeline.processor().read(path)?,
                 InputName::Pixels(_) | InputName::Image => from_pixels
@@ -163,31 +181,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .cloned()
                     .context("one picture per row of --pixels")?,
             };
-            save_png(
-                &pipeline.draw(&image, f),
-                picture_path(draw, &f.image, i, found.len()),
-            )?;
+            save_png(&pipeline.draw(&image, f), target)?;
+            status(format_args!("wrote {}", target.display()));
         }
     }
     Ok(())
-}
-
-/// The `--draw` file of image `i` of `n`: the path itself for one image, else `<stem>_<image>.png`
-/// (`<stem>_<i>.png` for a row of `--pixels`).
-fn picture_path(draw: &Path, image: &InputName, i: usize, n: usize) -> PathBuf {
-    if n == 1 {
-        return draw.to_path_buf();
-    }
-    let stem = draw
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("discover");
-    let name = match image {
-        InputName::File(path) => path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map_or_else(|| i.to_string(), str::to_string),
-        InputName::Pixels(_) | InputName::Image => i.to_string(),
-    };
-    draw.with_file_name(format!("{stem}_{name}.png"))
 }

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use anyhow::bail;
 use dinoreg::pipelines::{expand_images, EmbeddingPipeline};
 use dinoreg::retrieval::{
-    merge_shards, ApproxIndex, Descriptor, EmbedOptions, SearchOptions, Searcher, Shard,
+    merge_shards, ApproxIndex, Descriptor, EmbedOptions, SearchOptions, Searcher,
 };
 use dinoreg::LoadOptions;
 
-use super::bar::Bar;
+use super::progress::{set_interrupt_hint, status, Bar};
+use super::shard::parse_shard;
 
 /// Arguments of `dinoreg embed`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +38,9 @@ pub struct Args {
     /// Images per batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Embed only part i of n (0-based) of the sorted image list, e.g. 0/4.
+    /// Embed only part i of n (0-based) of the sorted image list, e.g. 0/4. `auto` reads i from
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array), and n from
+    /// `auto/N`, DINOREG_SHARD_COUNT or SLURM_ARRAY_TASK_COUNT.
     #[arg(long)]
     shard: Option<String>,
     /// Stop after this many batches (run again to continue).
@@ -55,20 +58,25 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.merge.is_empty() {
         let meta = merge_shards(&args.merge, &args.output)?;
-        println!(
+        status(format_args!(
             "merged {} shards: {} embeddings in {}",
             args.merge.len(),
             meta.count,
             args.output.display()
-        );
+        ));
         return build_approximate(&args);
     }
     let Some(model) = &args.model else {
         bail!("--model is required to embed images");
     };
     let descriptor: Descriptor = args.descriptor.parse()?;
-    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| parse_shard(s, |k| std::env::var(k).ok()))
+        .transpose()?;
     let images = expand_images(&args.images)?;
+    super::common::warn_gray16(&images);
     let options = EmbedOptions::default()
         .with_descriptor(descriptor)
         .with_batch_size(args.batch_size)
@@ -76,23 +84,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_max_batches(args.max_batches);
     let load = LoadOptions::default().with_device_name(args.device.as_deref())?;
     let pipeline = EmbeddingPipeline::from_pretrained(model, &options, &load)?;
-    let bar = Bar::new("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}")?;
+    let bar = Bar::new();
+    set_interrupt_hint("rerun the same command to resume");
     let report = pipeline.embed_into(&images, &args.output, &bar)?;
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.path, s.reason);
     }
-    println!(
+    status(format_args!(
         "{} images: {} embedded now, {} done before, {} skipped",
         report.total,
         report.embedded,
         report.resumed,
         report.skipped.len()
-    );
+    ));
     if !report.complete {
-        println!("stopped before the end; run the same command again to continue");
+        status("stopped before the end; rerun the same command to resume");
         return Ok(());
     }
-    println!("wrote {}", args.output.display());
+    status(format_args!("wrote {}", args.output.display()));
     build_approximate(&args)
 }
 
@@ -102,7 +111,10 @@ fn build_approximate(args: &Args) -> anyhow::Result<()> {
             &args.output,
             &SearchOptions::default().with_approximate(true),
         )?;
-        println!("wrote {}", ApproxIndex::path(&args.output).display());
+        status(format_args!(
+            "wrote {}",
+            ApproxIndex::path(&args.output).display()
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,6 @@ use clap::{Parser, Subcommand};
 pub mod common;
 
 mod attention;
-mod bar;
 mod bench;
 mod classify;
 mod corloc;
@@ -14,11 +13,13 @@ mod depth;
 mod discover;
 mod embed;
 mod features;
+mod output;
 mod pca;
 mod preprocess;
-mod progress;
+pub mod progress;
 mod search;
 mod segment;
+mod shard;
 mod train_seg;
 
 /// DINOv2 with registers as a dense-prediction backbone: features, classification, segmentation,
@@ -26,6 +27,9 @@ mod train_seg;
 #[derive(Debug, Parser)]
 #[command(name = "dinoreg", version, about)]
 pub struct Cli {
+    /// No progress bars and no status lines ("wrote …") on stderr; results and errors still print.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +66,7 @@ enum Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Features(a) => features::run(a),
         Command::Preprocess(a) => preprocess::run(a),
@@ -77,4 +82,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attention(a) => attention::run(a),
         Command::Bench(a) => bench::run(a),
     }
+}
+
+/// The one-line message of `err`: its causes outermost first, joined by `: `, each cause left out
+/// when the message before it already ends with it (a `dinoreg::Error::Io` shows its OS error, which
+/// is also its source).
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain().map(|e| e.to_string()) {
+        if line.ends_with(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }

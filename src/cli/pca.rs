@@ -10,6 +10,8 @@ use dinoreg::viz::render::save_png;
 use dinoreg::viz::{picture_files, Foreground, Interpolation, PcaOptions, PICTURE_SHORT_SIDE};
 
 use super::common::ModelArgs;
+use super::output::{check_dir, check_file, extension};
+use super::progress::{status, Bar};
 
 /// Arguments of `dinoreg pca`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +21,8 @@ pub struct Args {
     /// Image files or folders. Repeatable.
     #[arg(long = "image", short = 'i', num_args = 1.., required = true)]
     images: Vec<PathBuf>,
-    /// A .png file (one image) or a folder, which gets `<name>_pca.png` per image.
+    /// A .png file (one image) or a folder (a name without extension; created when missing), which
+    /// gets `<name>_pca.png` per image.
     #[arg(long, short = 'o')]
     output: PathBuf,
     /// Fit one PCA on all the images (colours comparable across them) instead of one per image.
@@ -41,6 +44,17 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    match extension(&args.output) {
+        Some(e) if e == "png" => {
+            check_file("--output", &args.output, &["png"])?;
+        }
+        None => check_dir("--output", &args.output)?,
+        Some(_) if args.output.is_dir() => check_dir("--output", &args.output)?,
+        Some(_) => anyhow::bail!(
+            "invalid --output {}: expected a .png file or a folder (a name without extension)",
+            args.output.display()
+        ),
+    }
     let foreground = args.fg_threshold.map(|t| {
         if args.fg_below {
             Foreground::below(t)
@@ -60,11 +74,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pipeline =
         PcaPipeline::from_pretrained(&args.model.model, &options, &args.model.load_options()?)?;
     let paths = expand_images(&args.images)?;
+    super::common::warn_gray16(&paths);
     let targets = picture_files(&args.output, &paths, "pca")?;
-    let pictures = pipeline.run_paths(&paths, &())?;
+    let pictures = pipeline.run_paths(&paths, &Bar::new())?;
     for (picture, target) in pictures.iter().zip(&targets) {
         save_png(picture, target)?;
-        println!("wrote {}", target.display());
+        status(format_args!("wrote {}", target.display()));
     }
     Ok(())
 }

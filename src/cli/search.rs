@@ -11,17 +11,13 @@ use serde_json::json;
 
 /// Arguments of `dinoreg search`.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("query").required(true).args(["image", "row"]))]
 pub struct Args {
     /// The embedding folder written by `dinoreg embed`.
     #[arg(long)]
     index: PathBuf,
-    /// The query image.
-    #[arg(
-        long,
-        short = 'i',
-        conflicts_with = "row",
-        required_unless_present = "row"
-    )]
+    /// The query image (or give --row).
+    #[arg(long, short = 'i')]
     image: Option<PathBuf>,
     /// Query with this row of the index (0-based; the row itself is left out of the results).
     #[arg(long)]
@@ -62,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 searcher.search(&vector, args.top)?,
             )
         }
-        (None, None) => anyhow::bail!("give --image FILE or --row N"),
+        (None, None) => anyhow::bail!("no query: give --image FILE or --row N"),
     };
     print_hits(&query, &hits, args.json)
 }

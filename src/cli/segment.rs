@@ -7,13 +7,14 @@
 //! plus flips), covered with sliding windows centre-padded to the patch size, and the logits are
 //! brought back to the image's size. `--pixels` are used at their own size unless `--short-side` is
 //! given. Outputs: `.npy` logits `(B, K, H, W)` at the input size (with several test-time passes, the
-//! log of the mean softmax); `.png` the class colours over the image with a legend of the classes
-//! present (also printed).
+//! log of the mean softmax; images of different sizes: one file each); `.png` the class colours over
+//! the image, at the image's size (`--legend` adds a panel of the classes present on the right). The
+//! classes present are printed either way.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
-use dinoreg::heads::segmentation::{ClassSet, Window};
+use dinoreg::heads::segmentation::{ClassSet, OverlayOptions, Window};
 use dinoreg::io::npy::write_tensor;
 use dinoreg::pipelines::{
     output_paths, Scale, SegmentationMap, SegmentationOptions, SegmentationPipeline,
@@ -21,6 +22,8 @@ use dinoreg::pipelines::{
 };
 
 use super::common::{InputArgs, ModelArgs};
+use super::output::check_file;
+use super::progress::{status, Bar};
 
 /// dinov2's two evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,8 +45,9 @@ pub struct Args {
     /// head from `dinoreg train-seg`.
     #[arg(long)]
     head: PathBuf,
-    /// `.npy`: logits (B, K, H, W); `.png`: a coloured overlay (several images: one file each, named
-    /// <stem>_<image>.png).
+    /// `.npy`: logits (B, K, H, W) (images of different sizes: one file each); `.png`: a coloured
+    /// overlay at the image's size (several images: one file each, named <stem>_<image>.png).
+    /// Missing folders are created.
     #[arg(long, short = 'o')]
     output: PathBuf,
     /// Evaluation setting (default: linear for heads reading one block, ms for four).
@@ -76,6 +80,10 @@ pub struct Args {
     /// Opacity of the class colours in the .png (0 to 1).
     #[arg(long, default_value_t = 0.6)]
     alpha: f32,
+    /// Draw the legend (the classes present, with their colours and shares) on a panel to the right
+    /// of the .png, which then is wider than the image.
+    #[arg(long)]
+    legend: bool,
     /// The backbone blocks (comma-separated, negative from the end) a .pth head reads, when not the
     /// last C_in / width ones.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
@@ -126,11 +134,13 @@ fn print_legend(map: &SegmentationMap) -> anyhow::Result<()> {
     println!("{}: {h}x{w}", map.name());
     for e in map.coverage()? {
         let [r, g, b] = e.color;
+        let share = match 100.0 * e.fraction {
+            p if p < 0.05 => "<0.1%".to_string(),
+            p => format!("{p:.1}%"),
+        };
         println!(
-            "  {:>5.1}%  #{r:02x}{g:02x}{b:02x}  {:>3} {}",
-            100.0 * e.fraction,
-            e.label,
-            e.name
+            "  {share:>6}  #{r:02x}{g:02x}{b:02x}  {:>3} {}",
+            e.label, e.name
         );
     }
     Ok(())
@@ -138,20 +148,7 @@ fn print_legend(map: &SegmentationMap) -> anyhow::Result<()> {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let png = match args
-        .output
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("npy") => false,
-        Some("png") => true,
-        _ => bail!(
-            "invalid --output {}: expected a .npy or .png file",
-            args.output.display()
-        ),
-    };
+    let png = check_file("--output", &args.output, &["npy", "png"])? == "png";
     if !(0.0..=1.0).contains(&args.alpha) {
         bail!(
             "invalid --alpha {}: expected a number in [0, 1]",
@@ -166,22 +163,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let maps = match args.input.pixels_for(pipeline.model())? {
         Some(pixels) => pipeline.run_pixels(&pixels)?,
-        None => pipeline.run_batch(&args.input.image_paths()?)?,
+        None => pipeline.run_batch_with_progress(&args.input.image_paths()?, &Bar::new())?,
     };
+    for map in &maps {
+        print_legend(map)?;
+    }
+    let names: Vec<_> = maps.iter().map(|m| m.name().clone()).collect();
     if png {
-        let names: Vec<_> = maps.iter().map(|m| m.name().clone()).collect();
+        let style = OverlayOptions::default()
+            .with_alpha(args.alpha)
+            .with_legend(args.legend);
         for (target, map) in output_paths(&args.output, &names).iter().zip(&maps) {
-            print_legend(map)?;
-            map.write_png(target, args.alpha)?;
-            println!("wrote {}", target.display());
+            map.write_png_with(target, &style)?;
+            status(format_args!("wrote {}", target.display()));
         }
+    } else if maps.iter().all(|m| m.size() == maps[0].size()) {
+        write_tensor(&args.output, &SegmentationMap::stack(&maps)?)?;
+        status(format_args!("wrote {}", args.output.display()));
     } else {
-        let logits = SegmentationMap::stack(&maps)?;
-        for map in &maps {
-            print_legend(map)?;
+        status("the images differ in size: one .npy file each");
+        for (target, map) in output_paths(&args.output, &names).iter().zip(&maps) {
+            write_tensor(target, &SegmentationMap::stack(std::slice::from_ref(map))?)?;
+            status(format_args!("wrote {}", target.display()));
         }
-        write_tensor(&args.output, &logits)?;
-        println!("wrote {}", args.output.display());
     }
     Ok(())
 }

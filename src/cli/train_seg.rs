@@ -11,14 +11,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use dinoreg::heads::segmentation::{ClassSet, TrainOptions};
 use dinoreg::pipelines::{
     ProbeData, ProbeDataOptions, ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, Validation,
 };
 
 use super::common::ModelArgs;
-use super::progress::Bar;
+use super::output::{check_dir, check_file};
+use super::progress::{set_interrupt_hint, status, Bar};
 
 /// Which blocks the probe reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,11 +89,10 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!(
-            "invalid --output {}: the head is written as a .safetensors file",
-            args.output.display()
-        );
+    check_file("--output", &args.output, &["safetensors"])?;
+    if let Some(cache) = &args.cache {
+        check_dir("--cache", cache)?;
+        set_interrupt_hint("the cached features are kept; rerun the same command to resume");
     }
     let mut data_options = ProbeDataOptions::default().with_seed(args.seed);
     data_options = match (&args.val_images, &args.val_labels) {
@@ -135,22 +134,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &options,
         &args.model.load_options()?,
     )?;
-    println!(
+    status(format_args!(
         "training a {:?} probe: {} classes, {} training and {} validation images",
         args.probe,
         data.num_classes(),
         data.train().len(),
         data.val().len()
-    );
+    ));
     let trained = pipeline.train(&data, &progress)?;
     trained.save(&args.output)?;
     match trained.val_miou() {
-        Some(m) => println!(
-            "wrote {} (validation mIoU {:.2})",
-            args.output.display(),
-            100.0 * m
-        ),
-        None => println!("wrote {}", args.output.display()),
+        Some(m) => {
+            println!("validation mIoU {:.2}", 100.0 * m);
+            status(format_args!("wrote {}", args.output.display()));
+        }
+        None => status(format_args!("wrote {}", args.output.display())),
     }
     Ok(())
 }

@@ -279,3 +279,13 @@ fn decode_reason(e: &ImageError, limits: &DecodeLimits) -> String {
     }
     .replace('\n', " ")
 }
+
+/// Whether `path` is a 16-bit grayscale PNG (PIL mode `I;16`), read from its header only. Such an
+/// image is clipped to 255 as PIL and HF do, which usually makes it all white: callers warn.
+pub fn is_gray16_png(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 26];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    // Signature, IHDR length and type, width, height, then bit depth (24) and colour type (25).
+    read.is_ok() && header[..8] == *b"\x89PNG\r\n\x1a\n" && header[24] == 16 && header[25] == 0
+}

@@ -1,6 +1,8 @@
 //! Writing outputs without ever losing what was there: everything goes to a temporary file in the
 //! destination folder, which is then renamed over the destination, so a failed or interrupted write
-//! leaves the old file (or nothing) and no half-written one.
+//! leaves the old file (or nothing) and no half-written one. Every output gets the permissions a
+//! plain `File::create` gives under the process's umask (0644 under umask 022), whatever the writer
+//! did to its temporary file (some writers create 0600 files).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,8 +44,17 @@ where
         }
     }
     let tmp = temp_path(path);
-    let result =
-        write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    // The mode a plain create gets under the umask, restored after `write` (which may replace the
+    // file with one of its own, e.g. a 0600 temporary file).
+    let permissions = std::fs::File::create(&tmp)
+        .and_then(|f| f.metadata())
+        .map(|m| m.permissions())
+        .map_err(|e| Error::io(path, e));
+    let result = permissions.and_then(|permissions| {
+        write(&tmp)?;
+        std::fs::set_permissions(&tmp, permissions).map_err(|e| Error::io(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -60,4 +71,26 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
             })
             .map_err(|e| Error::io(path, e))
     })
+}
+
+/// The one collision rule of every command that writes a file per image: a name shared by several
+/// images gets `_N` added, N the image's 0-based position in the input list; unique names are kept.
+///
+/// ```
+/// use dinoreg::io::output::disambiguate;
+/// let names = ["cat", "dog", "cat"].map(String::from);
+/// assert_eq!(disambiguate(&names), ["cat_0", "dog", "cat_2"]);
+/// ```
+pub fn disambiguate(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if names.iter().filter(|t| *t == s).count() > 1 {
+                format!("{s}_{i}")
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
 }

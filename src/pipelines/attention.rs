@@ -110,6 +110,21 @@ impl PicturePipeline<AttentionPipelineOptions> {
         self.result(&self.read(path)?, &path.display().to_string())
     }
 
+    /// The pictures of several image files, one at a time, each handed to `sink` as soon as it is
+    /// drawn (so a long run keeps what it did); reported to `progress` as stage `"images"`, stopping
+    /// with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled.
+    pub fn for_each_path<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        progress: &dyn crate::progress::Progress,
+        mut sink: impl FnMut(&P, AttentionResult) -> Result<()>,
+    ) -> Result<()> {
+        crate::progress::for_each_reported(progress, "images", paths, |p| {
+            sink(p, self.run_path(p)?)
+        })?;
+        Ok(())
+    }
+
     fn result(&self, image: &DenseImage, name: &str) -> Result<AttentionResult> {
         let pictures = attention_pictures(
             self.model(),

@@ -109,4 +109,20 @@ impl ClassificationPipeline {
             .load_batch_tensor(paths, self.model.model().device())?;
         self.run_pixels(&pixels)
     }
+
+    /// Classes of several image files, one forward each (reported to `progress` as stage `"images"`,
+    /// stopping with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled), with the
+    /// logits concatenated in order: the same numbers as [`ClassificationPipeline::run_batch`].
+    pub fn run_batch_with_progress(
+        &self,
+        paths: &[impl AsRef<Path>],
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<Classification> {
+        let parts = crate::pipelines::batch::each("images", paths, progress, |p| self.run_path(p))?;
+        let logits: Vec<Tensor> = parts.iter().map(|c| c.logits.clone()).collect();
+        Ok(Classification {
+            logits: Tensor::cat(&logits, 0)?,
+            top: parts.into_iter().flat_map(|c| c.top).collect(),
+        })
+    }
 }

@@ -13,6 +13,7 @@ use crate::io::npy::write_tensor;
 use crate::io::output::write_with;
 use crate::pipelines::batch::stack_results;
 use crate::pipelines::input::InputName;
+use crate::viz::colorbar::{with_colorbar, ValueRange};
 use crate::viz::colormap::Colormap;
 use crate::{Error, Result};
 
@@ -24,6 +25,8 @@ pub enum DepthPicture {
     Inferno,
     /// 16-bit grayscale.
     Gray16,
+    /// RGB through the inferno colour map, with a colour bar of the depth values on the right.
+    InfernoWithColorbar,
 }
 
 /// One depth map and where it came from.
@@ -126,6 +129,17 @@ impl DepthMap {
         RgbImage::from_raw(w as u32, h as u32, raw).ok_or_else(|| too_large(self.size()))
     }
 
+    /// [`DepthMap::to_rgb`] with a colour bar of the depth values on the right (near, bright, at the
+    /// top).
+    pub fn to_rgb_with_colorbar(&self) -> Result<RgbImage> {
+        let (lo, hi) = self.min_max()?;
+        let range = match self.kind {
+            DepthKind::Relative => ValueRange { lo, hi },
+            _ => ValueRange { lo: hi, hi: lo },
+        };
+        Ok(with_colorbar(&self.to_rgb()?, Colormap::Inferno, range))
+    }
+
     /// The picture as 16-bit grayscale, near is bright.
     pub fn to_gray16(&self) -> Result<ImageBuffer<Luma<u16>, Vec<u16>>> {
         let (h, w) = self.size();
@@ -144,6 +158,7 @@ impl DepthMap {
         let image: image::DynamicImage = match picture {
             DepthPicture::Inferno => self.to_rgb()?.into(),
             DepthPicture::Gray16 => self.to_gray16()?.into(),
+            DepthPicture::InfernoWithColorbar => self.to_rgb_with_colorbar()?.into(),
         };
         write_with(path, |tmp| {
             image

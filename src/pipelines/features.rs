@@ -15,8 +15,10 @@ use crate::io::safetensors::write_safetensors;
 use crate::model::{
     Backbone, BackboneForwardOptions, BackboneOptions, DinoModel, LoadOptions, Vit,
 };
+use crate::pipelines::batch::each;
 use crate::pipelines::task_preprocessor::TaskPreprocessor;
 use crate::preprocess::{DenseOptions, ImageProcessor};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// How images become pixels.
@@ -223,4 +225,58 @@ impl FeaturesPipeline {
         };
         self.run_pixels(&pixels)
     }
+
+    /// Features of several image files, one forward each (reported to `progress` as stage
+    /// `"images"`, stopping with [`Error::Interrupted`] when it is cancelled), concatenated along the
+    /// batch axis in order: the same numbers as [`FeaturesPipeline::run_batch`]. They must come out
+    /// the same size.
+    pub fn run_batch_with_progress(
+        &self,
+        paths: &[impl AsRef<Path>],
+        progress: &dyn Progress,
+    ) -> Result<Features> {
+        let parts = each("images", paths, progress, |p| {
+            let features = self.run_path(p)?;
+            Ok((p.as_ref().to_path_buf(), features))
+        })?;
+        concat_features(&parts)
+    }
+}
+
+/// [`Features`] of single images concatenated along the batch axis; an error naming two images whose
+/// shapes differ.
+fn concat_features(parts: &[(std::path::PathBuf, Features)]) -> Result<Features> {
+    let Some((first_path, first)) = parts.first() else {
+        return Err(Error::input("images", "no image given"));
+    };
+    if let Some((path, f)) = parts
+        .iter()
+        .find(|(_, f)| f.last_hidden_state.dims() != first.last_hidden_state.dims())
+    {
+        return Err(Error::input(
+            "images",
+            format!(
+                "{} gives tokens {:?} but {} gives {:?}; images of different sizes cannot share one file (run them one by one)",
+                path.display(),
+                f.last_hidden_state.dims(),
+                first_path.display(),
+                first.last_hidden_state.dims()
+            ),
+        ));
+    }
+    let cat = |pick: &dyn Fn(&Features) -> Tensor| -> Result<Tensor> {
+        let tensors: Vec<Tensor> = parts.iter().map(|(_, f)| pick(f)).collect();
+        Ok(Tensor::cat(&tensors, 0)?)
+    };
+    let stages = first
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| Ok((name.clone(), cat(&|f| f.stages[i].1.clone())?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Features {
+        stages,
+        last_hidden_state: cat(&|f| f.last_hidden_state.clone())?,
+        pooler_output: cat(&|f| f.pooler_output.clone())?,
+    })
 }

@@ -97,8 +97,8 @@ impl fmt::Display for InputName {
 }
 
 /// The output file of each input when a run writes one file per input: `path` itself for one
-/// input, else `<stem>_<input stem>.<ext>` beside it (the input's index appended when two inputs
-/// share a stem).
+/// input, else `<stem>_<input stem>.<ext>` beside it (`_N` appended, N the input's position, when
+/// inputs share a stem: [`crate::io::output::disambiguate`]).
 ///
 /// ```
 /// use std::path::{Path, PathBuf};
@@ -124,16 +124,9 @@ pub fn output_paths(path: impl AsRef<Path>, names: &[InputName]) -> Vec<PathBuf>
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let mut used = std::collections::HashSet::new();
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut file = format!("{stem}_{}{ext}", name.stem());
-            if !used.insert(file.clone()) {
-                file = format!("{stem}_{}_{i}{ext}", name.stem());
-            }
-            path.with_file_name(file)
-        })
+    let stems: Vec<String> = names.iter().map(|n| n.stem()).collect();
+    crate::io::output::disambiguate(&stems)
+        .into_iter()
+        .map(|name| path.with_file_name(format!("{stem}_{name}{ext}")))
         .collect()
 }

@@ -17,7 +17,9 @@ use std::path::Path;
 use candle::Tensor;
 use image::RgbImage;
 
-use crate::heads::segmentation::{predict, BnHead, ClassSet, InferenceOptions, Window};
+use crate::heads::segmentation::{
+    checked_rescaled_size, predict, window_count, BnHead, ClassSet, InferenceOptions, Window,
+};
 use crate::heads::Head;
 use crate::model::{LoadOptions, ModelSource, Vit};
 use crate::pipelines::batch::each;
@@ -374,13 +376,61 @@ impl SegmentationPipeline {
         self.run_batch_with_progress(paths, &())
     }
 
-    /// [`SegmentationPipeline::run_batch`], reporting each image to `progress` (stage `"images"`)
-    /// and stopping with [`Error::Interrupted`] when it is cancelled.
+    /// [`SegmentationPipeline::run_batch`], reporting to `progress` and stopping with
+    /// [`Error::Interrupted`] when it is cancelled: one image is reported window by window (stage
+    /// `"windows"`, over every scale and flip, so a long multi-scale run shows itself), several image
+    /// by image (stage `"images"`).
     pub fn run_batch_with_progress(
         &self,
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<SegmentationMap>> {
+        if let [path] = paths {
+            let path = path.as_ref();
+            let image = self.reader.read(path)?;
+            let map = self.run_image_with_progress(&image, progress)?;
+            return Ok(vec![map.with_name(InputName::File(path.to_path_buf()))]);
+        }
         each("images", paths, progress, |p| self.run_path(p))
+    }
+
+    /// [`SegmentationPipeline::run_image`], reporting each window to `progress` (stage `"windows"`)
+    /// and stopping with [`Error::Interrupted`] between model calls when it is cancelled.
+    pub fn run_image_with_progress(
+        &self,
+        image: &RgbImage,
+        progress: &dyn Progress,
+    ) -> Result<SegmentationMap> {
+        let opts = &self.for_images;
+        let size = (image.height() as usize, image.width() as usize);
+        let mut total = 0;
+        for &ratio in &opts.ratios {
+            let scaled = checked_rescaled_size(size, opts.short_side, ratio)?;
+            total += window_count(scaled, &opts.window)?;
+        }
+        if opts.flip {
+            total *= 2;
+        }
+        let done = std::cell::Cell::new(0usize);
+        progress.begin("windows", Some(total as u64));
+        let logits = predict(
+            &self.normalize(image)?,
+            opts,
+            |x: &Tensor| -> Result<Tensor> {
+                crate::progress::check_cancelled(progress, done.get(), total)?;
+                let features = self.model.features(x, &self.head.request())?;
+                let logits = self.head.grid_logits(&features)?;
+                done.set(done.get() + x.dim(0)?);
+                progress.advance(x.dim(0)? as u64);
+                Ok(logits)
+            },
+        )?;
+        progress.end();
+        SegmentationMap::new(
+            InputName::Image,
+            logits.get(0)?,
+            image.clone(),
+            self.classes.clone(),
+        )
     }
 }

@@ -108,10 +108,15 @@ impl SegmentationMap {
     /// The class colours blended over the picture with opacity `alpha` (in `[0, 1]`), and a legend
     /// panel of the classes present whose text grows with the picture.
     pub fn overlay(&self, alpha: f32) -> Result<RgbImage> {
+        self.overlay_with(&OverlayOptions::default().with_alpha(alpha))
+    }
+
+    /// The class colours blended over the picture as `opts` asks: without a legend the picture has
+    /// the image's size; with one, a panel of the classes present (those of at least 0.05 %) is added
+    /// on the right. The legend's text scale follows the picture's size.
+    pub fn overlay_with(&self, opts: &OverlayOptions) -> Result<RgbImage> {
         let (h, w) = self.size();
-        let opts = OverlayOptions::default()
-            .with_alpha(alpha)
-            .with_text_scale((h.max(w) / 256).clamp(2, 6));
+        let opts = (*opts).with_text_scale((h.max(w) / 256).clamp(2, 6));
         let canvas = overlay(
             self.image.as_raw(),
             (h, w),
@@ -134,8 +139,13 @@ impl SegmentationMap {
 
     /// Writes [`SegmentationMap::overlay`] as a PNG, atomically.
     pub fn write_png(&self, path: impl AsRef<Path>, alpha: f32) -> Result<()> {
+        self.write_png_with(path, &OverlayOptions::default().with_alpha(alpha))
+    }
+
+    /// Writes [`SegmentationMap::overlay_with`] as a PNG, atomically.
+    pub fn write_png_with(&self, path: impl AsRef<Path>, opts: &OverlayOptions) -> Result<()> {
         let path = path.as_ref();
-        let picture = self.overlay(alpha)?;
+        let picture = self.overlay_with(opts)?;
         write_with(path, |tmp| {
             picture
                 .save_with_format(tmp, image::ImageFormat::Png)

@@ -246,14 +246,14 @@ impl<'a> EmbedJob<'a> {
                 return Err(Error::option(
                     "output",
                     format!(
-                        "{} holds embeddings of model {} with descriptor {} (shard {:?}), not {} with {} (shard {:?}); use another output folder",
+                        "{} holds embeddings of model {} with descriptor {} ({}), not {} with {} ({}); use another output folder",
                         out.display(),
                         old.model,
                         old.descriptor,
-                        old.shard.map(|s| s.to_string()),
+                        shard_words(old.shard),
                         fresh.model,
                         fresh.descriptor,
-                        fresh.shard.map(|s| s.to_string())
+                        shard_words(fresh.shard)
                     ),
                 ));
             }
@@ -376,4 +376,9 @@ fn skip_reason(e: Error) -> String {
         Error::Image { reason, .. } => reason,
         other => other.to_string(),
     }
+}
+
+/// `shard i/n`, or `all images` for an unsharded job (for messages).
+fn shard_words(shard: Option<Shard>) -> String {
+    shard.map_or_else(|| "all images".to_string(), |s| format!("shard {s}"))
 }

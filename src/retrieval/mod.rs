@@ -21,6 +21,7 @@ pub mod chunks;
 pub mod descriptor;
 pub mod embed;
 pub mod index;
+pub mod relpath;
 pub mod search;
 pub mod shard;
 pub mod store;

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `index.json` | [`IndexMeta`]: model, descriptor, dims, count, shard, whether the job finished |
 //! | `embeddings.npy` | `(N, D)` float32, one L2-normalised row per image |
-//! | `paths.txt` | one image path per line, in the order of the rows |
+//! | `paths.txt` | one image path per line, in the order of the rows, relative to this folder (layout 2; see [`super::relpath`]) |
 //! | `skipped.txt` | `path<TAB>reason` per unreadable image |
 //! | `chunks/` | the job's journal (see [`super::chunks`]), the source of the files above |
 //! | `hnsw.bin` | the optional approximate index (see [`super::approx`]) |
@@ -32,8 +32,12 @@ pub const SKIPPED_FILE: &str = "skipped.txt";
 /// The folder of the job's chunk files.
 pub const CHUNKS_DIR: &str = "chunks";
 
-/// The version of the folder layout written in `index.json`.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the folder layout written in `index.json`: 2 stores `paths.txt` relative to the
+/// folder. Version 1 (paths relative to where `embed` ran) is still read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest layout version still read.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// `index.json`: what made the embeddings, so that queries are embedded the same way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,7 +137,12 @@ impl Embeddings {
                 "expected a 2-D array (N, D)",
             )
         })?;
-        let paths = read_lines(&dir.join(PATHS_FILE))?;
+        let mut paths = read_lines(&dir.join(PATHS_FILE))?;
+        if meta.format >= 2 {
+            for p in &mut paths {
+                *p = super::relpath::from_index_relative(p, dir);
+            }
+        }
         let skipped = read_lines(&dir.join(SKIPPED_FILE))?
             .into_iter()
             .map(|line| {
@@ -184,7 +193,12 @@ impl Embeddings {
             self.skipped.len(),
         )?;
         crate::io::npy::write_array(dir.join(EMBEDDINGS_FILE), &self.vectors)?;
-        write_lines(&dir.join(PATHS_FILE), self.paths.iter().map(String::as_str))?;
+        let paths: Vec<String> = self
+            .paths
+            .iter()
+            .map(|p| super::relpath::to_index_relative(p, dir))
+            .collect();
+        write_lines(&dir.join(PATHS_FILE), paths.iter().map(String::as_str))?;
         let skipped: Vec<String> = self
             .skipped
             .iter()
@@ -203,11 +217,11 @@ fn check_parts(
     paths: usize,
     skipped: usize,
 ) -> Result<()> {
-    if meta.format != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
         return Err(Error::input(
             name,
             format!(
-                "index.json has layout version {}, this dinoreg reads version {FORMAT_VERSION}",
+                "index.json has layout version {}, this dinoreg reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}",
                 meta.format
             ),
         ));

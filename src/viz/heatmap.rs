@@ -151,3 +151,16 @@ pub fn heatmap(
     let full = to_image(scaled.view(), meta, interp)?;
     Ok(colorize(full.index_axis(ndarray::Axis(0), 0)))
 }
+
+/// A `(h, w)` patch map scaled by `range` (clamped), resampled to the image and coloured: the
+/// heatmap picture of a map whose values mean something across images (norms, depth).
+pub fn heatmap_in(
+    map: ArrayView2<'_, f32>,
+    meta: &DenseMeta,
+    interp: Interpolation,
+    range: crate::viz::colorbar::ValueRange,
+) -> Result<RgbImage> {
+    let scaled = map.mapv(|v| range.scale(v)).insert_axis(ndarray::Axis(0));
+    let full = to_image(scaled.view(), meta, interp)?;
+    Ok(colorize(full.index_axis(ndarray::Axis(0), 0)))
+}

@@ -7,10 +7,12 @@
 //! - [`attention`]: the last layer's CLS (and register) attention per head, the norms of the output
 //!   patch tokens and the share of high-norm artifact tokens;
 //! - `discovery` (feature `draw`): a discovered object's patches, box and seed over its image;
+//! - [`colorbar`]: robust value ranges and colour bars with values;
 //! - [`heatmap`]: resampling patch maps onto the image, a viridis colour map, blending;
 //! - [`render`]: from image files to those pictures.
 
 pub mod attention;
+pub mod colorbar;
 pub mod colormap;
 #[cfg(feature = "draw")]
 pub mod discovery;

@@ -11,7 +11,9 @@ use image::{Rgb, RgbImage};
 use ndarray::{Array2, Axis};
 
 use super::attention::{attention_maps, AttentionMaps, AttentionOptions};
-use super::heatmap::{blend, heatmap, rgb_image, to_image, Interpolation};
+use super::colorbar::{with_colorbar, ValueRange};
+use super::colormap::Colormap;
+use super::heatmap::{blend, heatmap, heatmap_in, rgb_image, to_image, Interpolation};
 use super::pca::{pca_rgb, PcaOptions};
 use crate::io::npy::{array_to_tensor, tensor_to_array};
 use crate::model::Vit;
@@ -120,7 +122,9 @@ pub struct AttentionPictures {
     pub mean: RgbImage,
     /// Per register: its attention (mean over heads) over the image.
     pub registers: Vec<RgbImage>,
-    /// The patch-token norms, high-norm patches tinted red.
+    /// The patch-token norms over their robust range (1st to 99th percentile; see
+    /// [`crate::viz::colorbar`]), high-norm patches tinted red, with a colour bar of the values on the
+    /// right.
     pub norms: RgbImage,
 }
 
@@ -208,7 +212,8 @@ pub fn attention_pictures(
         .outer_iter()
         .map(over)
         .collect::<Result<Vec<_>>>()?;
-    let norms = heatmap(maps.norms.norms.view(), &image.meta, interp)?;
+    let range = ValueRange::robust(maps.norms.norms.iter().copied());
+    let norms = heatmap_in(maps.norms.norms.view(), &image.meta, interp, range)?;
     let high = maps
         .norms
         .high
@@ -224,6 +229,7 @@ pub fn attention_pictures(
             *norms.get_pixel(x, y)
         }
     });
+    let norms = with_colorbar(&norms, Colormap::Viridis, range);
     Ok(AttentionPictures {
         maps,
         heads,
@@ -233,26 +239,18 @@ pub fn attention_pictures(
     })
 }
 
-/// File-name stems for the pictures of `paths`: each file's stem, with `-N` added where two files share
-/// one (N its position in `paths`).
+/// File-name stems for the pictures of `paths`: each file's stem, with `_N` added where two files
+/// share one (N its position in `paths`; [`crate::io::output::disambiguate`]).
 pub fn unique_stems(paths: &[std::path::PathBuf]) -> Vec<String> {
-    let stem = |p: &std::path::PathBuf| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into())
-    };
-    let stems: Vec<String> = paths.iter().map(stem).collect();
-    stems
+    let stems: Vec<String> = paths
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if stems.iter().filter(|t| *t == s).count() > 1 {
-                format!("{s}-{i}")
-            } else {
-                s.clone()
-            }
+        .map(|p| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into())
         })
-        .collect()
+        .collect();
+    crate::io::output::disambiguate(&stems)
 }
 
 /// The picture files of `images`: `output` itself when it is a `.png` and there is one image, else

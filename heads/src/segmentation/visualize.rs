@@ -20,7 +20,8 @@ pub struct RgbCanvas {
 }
 
 impl RgbCanvas {
-    fn new(width: usize, height: usize, fill: [u8; 3]) -> Self {
+    /// A `width × height` canvas filled with `fill`.
+    pub fn new(width: usize, height: usize, fill: [u8; 3]) -> Self {
         Self {
             width,
             height,
@@ -28,14 +29,16 @@ impl RgbCanvas {
         }
     }
 
-    fn set(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+    /// Sets one pixel (outside the canvas: nothing).
+    pub fn set(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
         if x < self.width && y < self.height {
             let i = 3 * (y * self.width + x);
             self.data[i..i + 3].copy_from_slice(&rgb);
         }
     }
 
-    fn fill_rect(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3]) {
+    /// Fills a `w × h` rectangle whose top-left corner is `(x, y)`, clipped to the canvas.
+    pub fn fill_rect(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3]) {
         for yy in y..y + h {
             for xx in x..x + w {
                 self.set(xx, yy, rgb);
@@ -43,7 +46,9 @@ impl RgbCanvas {
         }
     }
 
-    fn text(&mut self, x: usize, y: usize, text: &str, scale: usize, rgb: [u8; 3]) {
+    /// Draws `text` in the built-in bitmap font (3 × 5 glyphs, each font pixel `scale` pixels) with
+    /// its top-left corner at `(x, y)`.
+    pub fn text(&mut self, x: usize, y: usize, text: &str, scale: usize, rgb: [u8; 3]) {
         for (i, c) in text.chars().enumerate() {
             let x0 = x + i * (GLYPH.0 + 1) * scale;
             for gy in 0..GLYPH.1 {
@@ -164,7 +169,11 @@ pub fn overlay(
         ));
     }
     let entries = if opts.legend {
+        // Classes under 0.05 % would read "0.0%": left out of the panel.
         legend_entries(labels, classes)
+            .into_iter()
+            .filter(|e| e.fraction >= 0.0005)
+            .collect()
     } else {
         Vec::new()
     };

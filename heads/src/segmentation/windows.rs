@@ -205,3 +205,8 @@ mod tests {
         Ok(())
     }
 }
+
+/// How many windows of `window` cover an `(h, w)` image (what one pass runs; a progress total).
+pub fn window_count(size: (usize, usize), window: &Window) -> Result<usize> {
+    Ok(WindowGrid::new(size, window)?.len())
+}
