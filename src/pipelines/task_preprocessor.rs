@@ -20,7 +20,7 @@ use image::RgbImage;
 
 use crate::heads::depth::{depth_anything_input_size, DepthAnythingConfig};
 use crate::heads::ops::resize_bilinear;
-use crate::heads::segmentation::{rescaled_size, BnHead};
+use crate::heads::segmentation::{checked_rescaled_size, BnHead};
 use crate::heads::TensorStore;
 use crate::io::hub::{CONFIG, PREPROCESSOR};
 use crate::model::{ModelConfig, ModelSource};
@@ -247,7 +247,7 @@ impl TaskPreprocessor {
                 ratio,
             } => {
                 let normalised = batch_of_one(normaliser.to_pixels(image), device)?;
-                let scaled = rescaled_size((h, w), *short_side, *ratio);
+                let scaled = checked_rescaled_size((h, w), *short_side, *ratio)?;
                 return Ok(resize_bilinear(&normalised, scaled, false)?);
             }
         };
