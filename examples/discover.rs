@@ -31,7 +31,6 @@ fn main() -> anyhow::Result<()> {
             found.seed(),
             found.mask().iter().filter(|&&m| m).count()
         );
-        #[cfg(feature = "draw")]
         if let DiscoveryMethod::Lost(_) = pipeline.method() {
             let picture = pipeline.processor().read(image)?;
             pipeline.draw(&picture, &found).save(out)?;
