@@ -5,7 +5,23 @@
 //! or a Hub id. Runs `--warmup` passes, then `--iters` timed ones, prints each, the
 //! statistics, the achieved GFLOP/s and the peak RSS (`VmHWM`); the last line is JSON
 //! `{"median_ms": …, "min_ms": …, "peak_rss_mb": …, …}` for scripts.
+//!
+//! `--task segment|discover|train-seg` times a heavy pipeline instead, once, split by part, with the
+//! peak RSS, as a JSON line: dinov2's "ms" segmentation of one image with a random 150-class BNHead
+//! (default 480x640), LOST and TokenCut at full resolution against their backbone pass (default
+//! 1411x1411), `train-seg`'s cached feature extraction against the backbone alone (default 480x640,
+//! four images). `--image` gives a picture (resized to `--size`); by default a synthetic one.
 
+mod discover;
+mod head;
+mod heavy;
+mod image;
+mod memory;
+mod segment;
+mod timer;
+mod train_seg;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -13,22 +29,48 @@ use candle::Device;
 use dinoreg::model::flops::{forward_flops, FeedForward};
 use dinoreg::model::random::random_pixels;
 use dinoreg::profile;
-use dinoreg::{
-    Dinov2Config, Dinov2Model, Dinov3Config, Dinov3Model, LoadOptions, ModelConfig, ModelSource,
-    Vit,
-};
+use dinoreg::{DinoModel, LoadOptions, ModelConfig, ModelSource, Vit};
+
+/// What `dinoreg bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Task {
+    /// The encoder's forward pass, `--iters` times.
+    #[default]
+    Forward,
+    /// dinov2's "ms" segmentation of one image (backbone, head, windows, accumulation).
+    Segment,
+    /// LOST and TokenCut at full resolution, against their backbone pass.
+    Discover,
+    /// `train-seg`'s feature extraction into its cache, against the backbone alone.
+    TrainSeg,
+}
+
+impl Task {
+    /// The default `--size` (`HxW`).
+    fn default_size(self) -> &'static str {
+        match self {
+            Task::Forward => "224x224",
+            Task::Segment | Task::TrainSeg => "480x640",
+            Task::Discover => "1411x1411",
+        }
+    }
+}
 
 /// Arguments of `dinoreg bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// What to time.
+    #[arg(long, value_enum, default_value_t = Task::Forward)]
+    task: Task,
     /// `small`, `base`, `large`, `giant` (DINOv2) or `dinov3-small`, `dinov3-small-plus`,
     /// `dinov3-base`, `dinov3-large` (random weights of that architecture, no download), a local
     /// model folder or a Hub id.
     #[arg(long, short = 'm')]
     model: String,
-    /// Input size `HxW` in pixels (or one number for a square).
-    #[arg(long, default_value = "224x224")]
-    size: String,
+    /// Input size `HxW` in pixels (or one number for a square); for the heavy tasks, the image's
+    /// size. Default: 224x224 (forward), 480x640 (segment, train-seg), 1411x1411 (discover).
+    #[arg(long)]
+    size: Option<String>,
     /// Images per pass.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -53,6 +95,48 @@ pub struct Args {
     /// Use candle's generic ops instead of the fused f32 CPU kernels (for comparison).
     #[arg(long)]
     generic: bool,
+    /// Heavy tasks: the picture to run on, resized to `--size` (default: a synthetic one).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// `segment`: classes of the random head.
+    #[arg(long, default_value_t = 150)]
+    classes: usize,
+    /// `segment`: the scale ratios, comma-separated (default: the ms preset's 1,1.32,1.73,2.28,3).
+    #[arg(long, value_delimiter = ',')]
+    ratios: Option<Vec<f64>>,
+    /// `segment`: no flipped passes.
+    #[arg(long)]
+    no_flip: bool,
+    /// `segment`: sliding windows per backbone call.
+    #[arg(long)]
+    windows_per_call: Option<usize>,
+    /// `train-seg`: how many images.
+    #[arg(long, default_value_t = 4)]
+    images: usize,
+}
+
+impl Args {
+    /// The input size `(H, W)`.
+    fn size(&self) -> anyhow::Result<(usize, usize)> {
+        parse_size(self.size.as_deref().unwrap_or(self.task.default_size()))
+    }
+
+    /// The heavy tasks' options.
+    fn heavy(&self) -> anyhow::Result<heavy::HeavyOptions> {
+        if self.classes == 0 || self.images == 0 {
+            bail!("--classes and --images must be at least 1");
+        }
+        Ok(heavy::HeavyOptions {
+            image: self.image.clone(),
+            size: self.size()?,
+            classes: self.classes,
+            ratios: self.ratios.clone(),
+            flip: !self.no_flip,
+            windows_per_call: self.windows_per_call,
+            images: self.images,
+            seed: self.seed,
+        })
+    }
 }
 
 /// Runs the command.
@@ -73,11 +157,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(threads)
         .build()
         .context("cannot start the thread pool")?;
-    pool.install(|| bench(&args, threads))
+    pool.install(|| match args.task {
+        Task::Forward => bench(&args, threads),
+        task => heavy_task(&args, task, threads),
+    })
+}
+
+/// Loads the model and runs a heavy-pipeline benchmark.
+fn heavy_task(args: &Args, task: Task, threads: usize) -> anyhow::Result<()> {
+    let opts = args.heavy()?;
+    let start = Instant::now();
+    let (model, _) = load_model(args)?;
+    println!(
+        "model {} loaded in {:.2} s; {} thread(s), {} kernels",
+        args.model,
+        start.elapsed().as_secs_f64(),
+        threads,
+        profile::simd_path()
+    );
+    match task {
+        Task::Segment => segment::run(model.as_ref(), &opts),
+        Task::Discover => discover::run(model.as_ref(), &opts),
+        Task::TrainSeg => train_seg::run(model, &opts),
+        Task::Forward => unreachable!("the forward pass is `bench`"),
+    }
 }
 
 fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
-    let (height, width) = parse_size(&args.size)?;
+    let (height, width) = args.size()?;
     let start = Instant::now();
     let (model, config) = load_model(args)?;
     let info = model.info().clone();
@@ -128,7 +235,7 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
     }
     profile::enable(false);
     let stats = Stats::of(&times);
-    let rss = peak_rss_mb();
+    let rss = memory::peak_rss_mb();
     println!(
         "median {:.2} ms, min {:.2} ms, mean {:.2} ms, max {:.2} ms, stdev {:.2} ms over {} runs",
         stats.median, stats.min, stats.mean, stats.max, stats.stdev, args.iters
@@ -151,7 +258,7 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
         stats.median,
         stats.min,
         stats.mean,
-        rss.map_or("null".to_string(), |r| format!("{r:.1}")),
+        memory::json_mb(rss),
         flops / 1e9,
         threads
     );
@@ -197,33 +304,12 @@ fn load_model(args: &Args) -> anyhow::Result<(Box<dyn Vit>, ModelConfig)> {
     let load = LoadOptions::default()
         .with_fused_kernels(!args.generic)
         .with_device_name(args.device.as_deref())?;
-    if let Ok(config) = Dinov2Config::preset_by_name(&args.model) {
-        let model = Dinov2Model::random(&config, args.seed, &load)?;
-        return Ok((Box::new(model), ModelConfig::Dinov2(config)));
-    }
-    if let Some(config) = dinov3_preset(&args.model) {
-        let model = Dinov3Model::random(&config, args.seed, &load)?;
-        return Ok((Box::new(model), ModelConfig::Dinov3(config)));
+    if let Ok(config) = ModelConfig::preset_by_name(&args.model) {
+        let model = DinoModel::random(&config, args.seed, &load)?;
+        return Ok((Box::new(model), config));
     }
     let source = ModelSource::resolve(&args.model)?;
     Ok((Box::new(source.load(&load)?), source.config))
-}
-
-/// The DINOv3 preset `dinov3-<size>` (the published S/16, S+/16, B/16 and L/16), `None` for other
-/// names.
-fn dinov3_preset(name: &str) -> Option<Dinov3Config> {
-    let size = name.strip_prefix("dinov3-")?;
-    matches!(size, "small" | "small-plus" | "base" | "large")
-        .then(|| Dinov3Config::preset_by_name(size).ok())
-        .flatten()
-}
-
-/// Peak resident set size in MiB (`VmHWM` of `/proc/self/status`).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Summary of the timed runs, in ms.
