@@ -1,5 +1,5 @@
-//! Depth in a few lines: a Depth-Anything-V2 model (Hub id or folder; or a DINOv2 model plus one of
-//! dinov2's depth heads), one image, relative depth at the image's size as `.npy` and a picture.
+//! Depth in a few lines: a Depth-Anything-V2 model (Hub id or folder), one image, depth at the
+//! image's size as a picture and a `.npy`.
 //!
 //! ```text
 //! cargo run --release --example depth -- [MODEL] [IMAGE] [OUT.png]
@@ -12,16 +12,20 @@ use dinoreg::LoadOptions;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &'static str| args.get(i).map_or(default, String::as_str);
-    let (model, image, output) = (
+    let (model, image, out) = (
         arg(0, "depth-anything/Depth-Anything-V2-Small-hf"),
         arg(1, "examples/images/chelsea.png"),
         arg(2, "depth.png"),
     );
-    let options = DepthOptions::default();
-    let pipeline = DepthPipeline::from_pretrained(model, None, &options, &LoadOptions::default())?;
+    let pipeline = DepthPipeline::from_pretrained(
+        model,
+        None,
+        &DepthOptions::default(),
+        &LoadOptions::default(),
+    )?;
     let depth = pipeline.run_path(image)?;
-    depth.write_png(output, DepthPicture::Inferno)?;
-    depth.write_npy(std::path::Path::new(output).with_extension("npy"))?;
-    println!("{image}: depth {:?} written to {output}", depth.size());
+    depth.write_png(out, DepthPicture::Inferno)?;
+    depth.write_npy(std::path::Path::new(out).with_extension("npy"))?;
+    println!("{image}: depth {:?} -> {out}", depth.size());
     Ok(())
 }

@@ -9,19 +9,14 @@
 
 use std::path::Path;
 
-use dinoreg::model::weights::open_backbone;
-use dinoreg::preprocess::ImageProcessor;
-use dinoreg::viz::render::save_png;
-use dinoreg::viz::{
-    attention_pictures, pca_pictures, picture_options, AttentionOptions, DenseImage, Interpolation,
-    PcaOptions,
+use dinoreg::pipelines::{
+    AttentionPipeline, AttentionPipelineOptions, PcaPipeline, PcaPipelineOptions,
 };
-use dinoreg::Vit;
-use dinoreg::{resolve_model, Dinov2Config, Dinov2Model, LoadOptions};
+use dinoreg::LoadOptions;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let model_id = args
+    let model = args
         .first()
         .map_or("facebook/dinov2-with-registers-small", String::as_str);
     let out = Path::new(args.get(1).map_or("pictures", String::as_str));
@@ -29,51 +24,32 @@ fn main() -> anyhow::Result<()> {
     if images.is_empty() {
         images = vec!["examples/images/chelsea.png", "examples/images/coffee.png"];
     }
-
-    let files = resolve_model(model_id)?;
-    let config = Dinov2Config::from_file(&files.config)?;
-    let model = Dinov2Model::from_weights(
-        config.clone(),
-        &open_backbone(&files.weights)?,
-        &LoadOptions::default(),
-    )?;
-    let processor = ImageProcessor::default();
     std::fs::create_dir_all(out)?;
+    let load = LoadOptions::default();
 
-    // Aspect kept, short side 448, sides rounded to multiples of the patch size.
-    let dense = picture_options(config.patch_size, Some(448));
-    let inputs = images
-        .iter()
-        .map(|p| DenseImage::load(&processor, p, &dense, model.device()))
-        .collect::<dinoreg::Result<Vec<_>>>()?;
-
-    let pictures = pca_pictures(
-        &model,
-        &inputs,
-        &PcaOptions::default(),
-        Interpolation::Nearest,
+    // Aspect kept, short side 448, one PCA fitted on all the images.
+    let pca = PcaPipeline::from_pretrained(
+        model,
+        &PcaPipelineOptions::default().with_joint(true),
+        &load,
     )?;
-    for (i, picture) in pictures.iter().enumerate() {
-        let path = out.join(format!("pca{i}.png"));
-        save_png(picture, &path)?;
-        println!("wrote {}", path.display());
+    for (i, picture) in pca.run_paths(&images, &())?.iter().enumerate() {
+        picture.save(out.join(format!("pca{i}.png")))?;
     }
 
-    let maps = attention_pictures(
-        &model,
-        &inputs[0],
-        &AttentionOptions::default(),
-        Interpolation::Bilinear,
-    )?;
-    save_png(&maps.mean, out.join("attention.png"))?;
-    save_png(&maps.norms, out.join("norms.png"))?;
-    let norms = &maps.maps.norms;
+    let attention =
+        AttentionPipeline::from_pretrained(model, &AttentionPipelineOptions::default(), &load)?;
+    let result = attention.run_path(images[0])?;
+    result.pictures.mean.save(out.join("attention.png"))?;
+    result.pictures.norms.save(out.join("norms.png"))?;
+    let s = &result.summary;
     println!(
-        "{}: {:.2}% of the patch tokens have a norm above {} (max {:.1})",
-        images[0],
-        100.0 * norms.high_share(),
-        norms.threshold,
-        norms.max()
+        "{}: {:.2}% of the patch tokens have a norm above {} (max {:.1}); pictures in {}",
+        s.image,
+        100.0 * s.high_norm_share,
+        s.threshold,
+        s.max_norm,
+        out.display()
     );
     Ok(())
 }

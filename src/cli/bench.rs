@@ -29,10 +29,7 @@ use candle::Device;
 use dinoreg::model::flops::{forward_flops, FeedForward};
 use dinoreg::model::random::random_pixels;
 use dinoreg::profile;
-use dinoreg::{
-    Dinov2Config, Dinov2Model, Dinov3Config, Dinov3Model, LoadOptions, ModelConfig, ModelSource,
-    Vit,
-};
+use dinoreg::{DinoModel, LoadOptions, ModelConfig, ModelSource, Vit};
 
 /// What `dinoreg bench` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -307,25 +304,12 @@ fn load_model(args: &Args) -> anyhow::Result<(Box<dyn Vit>, ModelConfig)> {
     let load = LoadOptions::default()
         .with_fused_kernels(!args.generic)
         .with_device_name(args.device.as_deref())?;
-    if let Ok(config) = Dinov2Config::preset_by_name(&args.model) {
-        let model = Dinov2Model::random(&config, args.seed, &load)?;
-        return Ok((Box::new(model), ModelConfig::Dinov2(config)));
-    }
-    if let Some(config) = dinov3_preset(&args.model) {
-        let model = Dinov3Model::random(&config, args.seed, &load)?;
-        return Ok((Box::new(model), ModelConfig::Dinov3(config)));
+    if let Ok(config) = ModelConfig::preset_by_name(&args.model) {
+        let model = DinoModel::random(&config, args.seed, &load)?;
+        return Ok((Box::new(model), config));
     }
     let source = ModelSource::resolve(&args.model)?;
     Ok((Box::new(source.load(&load)?), source.config))
-}
-
-/// The DINOv3 preset `dinov3-<size>` (the published S/16, S+/16, B/16 and L/16), `None` for other
-/// names.
-fn dinov3_preset(name: &str) -> Option<Dinov3Config> {
-    let size = name.strip_prefix("dinov3-")?;
-    matches!(size, "small" | "small-plus" | "base" | "large")
-        .then(|| Dinov3Config::preset_by_name(size).ok())
-        .flatten()
 }
 
 /// Summary of the timed runs, in ms.

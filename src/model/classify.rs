@@ -11,11 +11,15 @@ use candle::{DType, Tensor, D};
 
 use crate::io::hub::resolve_model;
 use crate::model::config::Dinov2Config;
-use crate::model::pretrained::Pretrained;
+use crate::model::pretrained::{ModelConfig, Pretrained};
 use crate::model::weights::open_backbone;
 use crate::model::{Dinov2Model, LoadOptions, Vit};
 use crate::preprocess::ImageProcessor;
 use crate::{Error, Result};
+
+/// Why a DINOv3 model cannot classify: HF transformers has no `DINOv3ViTForImageClassification`,
+/// and Meta publishes no ImageNet head for the DINOv3 ViTs.
+const NO_DINOV3_CLASSIFIER: &str = "a DINOv3 model has no image-classification head (HF has no DINOv3ViTForImageClassification); classify needs a DINOv2 classification checkpoint such as facebook/dinov2-with-registers-small-imagenet1k-1-layer, or use a DINOv3 model with features, embed or a head of your own";
 
 /// One predicted class.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -58,6 +62,12 @@ impl Dinov2ForImageClassification {
         opts: &LoadOptions,
     ) -> Result<Self> {
         let config_path = config.as_ref();
+        if let Ok(ModelConfig::Dinov3(_)) = ModelConfig::from_file(config_path) {
+            return Err(Error::Config {
+                path: config_path.to_path_buf(),
+                reason: NO_DINOV3_CLASSIFIER.into(),
+            });
+        }
         let config = Dinov2Config::from_file(config_path)?;
         let num_labels = config.num_labels();
         if num_labels == 0 {

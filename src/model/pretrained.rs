@@ -46,6 +46,20 @@ impl ModelConfig {
         }
     }
 
+    /// A published architecture by name: DINOv2's `small`, `base`, `large`, `giant` (also `s`,
+    /// `vits14`, …), DINOv3's `dinov3-` + a [`Dinov3Config::preset_by_name`] name (`dinov3-small`, `dinov3-base`, …).
+    pub fn preset_by_name(name: &str) -> Result<Self> {
+        if let Some(size) = name.strip_prefix("dinov3-") {
+            return Dinov3Config::preset_by_name(size).map(Self::Dinov3);
+        }
+        Dinov2Config::preset_by_name(name).map(Self::Dinov2).map_err(|_| {
+            Error::option(
+                "preset",
+                format!("unknown preset {name:?}; expected small, base, large, giant or dinov3-<size> (dinov3-small, dinov3-base, ...)"),
+            )
+        })
+    }
+
     /// The generation.
     pub fn family(&self) -> Family {
         match self {

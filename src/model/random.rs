@@ -17,6 +17,7 @@ use crate::model::config::{Dinov2Config, Dinov3Config};
 use crate::model::dinov2::Dinov2Model;
 use crate::model::dinov3::Dinov3Model;
 use crate::model::load::LoadOptions;
+use crate::model::pretrained::{DinoModel, ModelConfig};
 use crate::model::weights::find_backbone;
 use crate::Result;
 
@@ -255,6 +256,35 @@ impl Dinov2Model {
             random_dinov2_weights(config, seed)?,
         );
         Self::from_weights(config.clone(), &find_backbone(store)?, load)
+    }
+}
+
+impl DinoModel {
+    /// A model of `config`'s architecture (either generation) with random weights drawn from `seed`,
+    /// **for benchmarks and tests**; with [`ModelConfig::preset_by_name`], the published
+    /// architectures without a download (`dinoreg bench --model base`).
+    ///
+    /// ```
+    /// use dinoreg::{DinoModel, LoadOptions, ModelConfig, Vit};
+    ///
+    /// let config = ModelConfig::preset_by_name("dinov3-small")?;
+    /// assert_eq!((config.patch_size(), config.hidden_size()), (16, 384));
+    /// let tiny = ModelConfig::Dinov2(dinoreg::Dinov2Config {
+    ///     hidden_size: 32,
+    ///     num_hidden_layers: 1,
+    ///     num_attention_heads: 2,
+    ///     ..Default::default()
+    /// });
+    /// let model = DinoModel::random(&tiny, 0, &LoadOptions::default())?;
+    /// assert_eq!(model.info().hidden_size, 32);
+    /// assert!(ModelConfig::preset_by_name("huge").is_err());
+    /// # Ok::<(), dinoreg::Error>(())
+    /// ```
+    pub fn random(config: &ModelConfig, seed: u64, load: &LoadOptions) -> Result<Self> {
+        Ok(match config {
+            ModelConfig::Dinov2(c) => Self::Dinov2(Dinov2Model::random(c, seed, load)?),
+            ModelConfig::Dinov3(c) => Self::Dinov3(Dinov3Model::random(c, seed, load)?),
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use image::RgbImage;
 
 use super::pictures::{PictureOptions, PicturePipeline};
+use super::task::Task;
 use crate::viz::{
     attention_pictures, AttentionOptions, AttentionPictures, AttentionSummary, DenseImage,
     Interpolation, PICTURE_SHORT_SIDE,
@@ -71,6 +72,10 @@ pub struct AttentionResult {
 impl PictureOptions for AttentionPipelineOptions {
     fn short_side(&self) -> Option<u32> {
         self.short_side
+    }
+
+    fn task(&self) -> Task {
+        Task::Attention
     }
 }
 

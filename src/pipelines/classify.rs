@@ -5,10 +5,10 @@ use std::path::Path;
 
 use candle::Tensor;
 use image::RgbImage;
-use ndarray::Axis;
 
-use crate::io::npy::array_to_tensor;
 use crate::model::{Dinov2ForImageClassification, LoadOptions, Prediction, Vit};
+use crate::pipelines::task::Task;
+use crate::pipelines::task_preprocessor::TaskPreprocessor;
 use crate::preprocess::ImageProcessor;
 use crate::{Error, Result};
 
@@ -37,7 +37,7 @@ pub struct Classification {
 #[derive(Debug)]
 pub struct ClassificationPipeline {
     model: Dinov2ForImageClassification,
-    processor: ImageProcessor,
+    input: TaskPreprocessor,
     top: usize,
 }
 
@@ -59,7 +59,7 @@ impl ClassificationPipeline {
         }
         Ok(Self {
             model,
-            processor,
+            input: TaskPreprocessor::from_processor(Task::Classify, processor),
             top,
         })
     }
@@ -76,24 +76,36 @@ impl ClassificationPipeline {
         Ok(Classification { logits, top })
     }
 
+    /// The image processor (decoding, resize, centre crop, normalisation).
+    pub fn processor(&self) -> &ImageProcessor {
+        self.input.processor()
+    }
+
+    /// The pixels `(1, 3, H, W)` the classifier sees for `image` (the model's processor).
+    pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
+        self.input.pixels(image, self.model.model().device())
+    }
+
+    /// The preprocessing behind [`ClassificationPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
+    }
+
     /// Classes of one decoded image.
     pub fn run_image(&self, image: &RgbImage) -> Result<Classification> {
-        let array = self.processor.preprocess(image)?.insert_axis(Axis(0));
-        self.run_pixels(&array_to_tensor(
-            array.into_dyn(),
-            self.model.model().device(),
-        )?)
+        self.run_pixels(&self.pixels(image)?)
     }
 
     /// Classes of the image file at `path`.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<Classification> {
-        self.run_image(&self.processor.read(path)?)
+        self.run_image(&self.input.read(path)?)
     }
 
     /// Classes of several image files as one batch, in order.
     pub fn run_batch(&self, paths: &[impl AsRef<Path> + Sync]) -> Result<Classification> {
         let pixels = self
-            .processor
+            .input
+            .processor()
             .load_batch_tensor(paths, self.model.model().device())?;
         self.run_pixels(&pixels)
     }

@@ -21,16 +21,16 @@ use std::path::Path;
 use candle::Tensor;
 use image::RgbImage;
 
-use crate::heads::depth::{depth_anything_input_size, AnyDepthHead, DepthHead, DepthKind};
+use crate::heads::depth::{AnyDepthHead, DepthHead, DepthKind};
 use crate::heads::ops::center_pad;
 use crate::heads::Head;
 use crate::model::{LoadOptions, ModelSource, Vit};
 use crate::pipelines::batch::each;
 use crate::pipelines::depth_head::load_depth;
 use crate::pipelines::depth_map::DepthMap;
-use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
 use crate::pipelines::input::InputName;
-use crate::preprocess::{resize_rgb8, DenseOptions, ImageProcessor, Resample};
+use crate::pipelines::task_preprocessor::TaskPreprocessor;
+use crate::preprocess::ImageProcessor;
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -126,7 +126,7 @@ pub struct DepthPipeline {
     head: AnyDepthHead,
     preprocessing: DepthPreprocessing,
     reader: ImageProcessor,
-    normaliser: ImageProcessor,
+    input: TaskPreprocessor,
 }
 
 impl DepthPipeline {
@@ -175,7 +175,11 @@ impl DepthPipeline {
             _ => DepthPreprocessing::CenterPadding,
         };
         Ok(Self {
-            normaliser: imagenet_normaliser(&processor),
+            input: TaskPreprocessor::depth(
+                processor.clone(),
+                preprocessing,
+                model.info().patch_size,
+            ),
             model,
             head,
             preprocessing,
@@ -206,20 +210,12 @@ impl DepthPipeline {
     /// The pixels `(1, 3, H', W')` the backbone sees for `image` (resized for Depth-Anything, padded
     /// for dinov2's heads).
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        let patch = self.model.info().patch_size;
-        let (h, w) = (image.height() as usize, image.width() as usize);
-        let array = match self.preprocessing {
-            DepthPreprocessing::DepthAnything { lower_bound } => {
-                let (th, tw) = depth_anything_input_size((h, w), lower_bound, patch)?;
-                let resized = resize_rgb8(image, tw as u32, th as u32, Resample::Bicubic)?;
-                self.normaliser.to_pixels(&resized)
-            }
-            DepthPreprocessing::CenterPadding => {
-                let options = DenseOptions::default().with_patch_size(patch as u32);
-                self.normaliser.dense(image, &options)?.0
-            }
-        };
-        batch_of_one(array, self.model.device())
+        self.input.pixels(image, self.model.device())
+    }
+
+    /// The preprocessing behind [`DepthPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// Depth `(B, H, W)` of backbone-ready pixels, resized to `size`.

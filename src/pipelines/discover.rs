@@ -19,10 +19,12 @@ use serde::{Serialize, Serializer};
 
 use super::discover_method::{DiscoveryMethod, MethodHead};
 use super::input::InputName;
+use super::task::Task;
+use super::task_preprocessor::{discovery_dense, TaskPreprocessor};
 use crate::io::json::write_json_lines;
 use crate::io::npy::array_to_tensor;
 use crate::model::{DinoModel, LoadOptions, Vit};
-use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor, Multiple, PadAnchor};
+use crate::preprocess::{DenseMeta, DenseOptions, ImageProcessor};
 use crate::progress::{for_each_reported, Progress};
 #[cfg(feature = "draw")]
 use crate::viz::draw_discovery;
@@ -126,6 +128,7 @@ pub struct DiscoveryPipeline {
     method: DiscoveryMethod,
     head: MethodHead,
     dense: DenseOptions,
+    input: TaskPreprocessor,
 }
 
 impl DiscoveryPipeline {
@@ -146,13 +149,9 @@ impl DiscoveryPipeline {
         options: &DiscoveryOptions,
     ) -> Result<Self> {
         let head = MethodHead::new(&options.method)?;
-        let dense = DenseOptions::default()
-            .with_short_side(options.short_side)
-            .with_patch_size(model.info().patch_size as u32)
-            .with_multiple(Multiple::Pad(PadAnchor::BottomRight));
-        // Checks the short side once, here, rather than on every image.
-        dense.plan((1, 1))?;
+        let dense = discovery_dense(options.short_side, model.info().patch_size)?;
         Ok(Self {
+            input: TaskPreprocessor::dense(Task::Discover, processor.clone(), dense),
             model,
             processor,
             method: options.method.clone(),
@@ -184,7 +183,12 @@ impl DiscoveryPipeline {
     /// The pixels `(1, 3, H, W)` the backbone sees for `image`: resized to the short side when one
     /// was asked for, normalised, zero-padded bottom/right to multiples of the patch size.
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        Ok(self.dense_pixels(image)?.0)
+        self.input.pixels(image, self.model.device())
+    }
+
+    /// The preprocessing behind [`DiscoveryPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// [`DiscoveryPipeline::pixels`] with the plan that maps them back to the image.

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use candle::Tensor;
 use image::RgbImage;
-use ndarray::Axis;
 
-use crate::io::npy::array_to_tensor;
 use crate::model::{DinoModel, LoadOptions, Vit};
+use crate::pipelines::task::Task;
+use crate::pipelines::task_preprocessor::TaskPreprocessor;
 use crate::preprocess::ImageProcessor;
 use crate::progress::Progress;
 use crate::retrieval::{model_id, Descriptor, EmbedJob, EmbedOptions, EmbedReport, EmbeddingIndex};
@@ -41,6 +41,7 @@ use crate::{Error, Result};
 pub struct EmbeddingPipeline {
     model: Box<dyn Vit>,
     processor: ImageProcessor,
+    input: TaskPreprocessor,
     model_id: String,
     options: EmbedOptions,
 }
@@ -88,6 +89,7 @@ impl EmbeddingPipeline {
         }
         Ok(Self {
             model,
+            input: TaskPreprocessor::from_processor(Task::Embed, processor.clone()),
             processor,
             model_id: model_id.into(),
             options: options.clone(),
@@ -121,8 +123,12 @@ impl EmbeddingPipeline {
 
     /// The pixels `(1, 3, H, W)` the backbone sees for `image` (the model's processor).
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        let array = self.processor.preprocess(image)?.insert_axis(Axis(0));
-        array_to_tensor(array.into_dyn(), self.model.device())
+        self.input.pixels(image, self.model.device())
+    }
+
+    /// The preprocessing behind [`EmbeddingPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// The rows `(B, D')` of normalised pixels `(B, C, H, W)`, used as they are.

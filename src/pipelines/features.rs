@@ -10,13 +10,12 @@ use std::path::Path;
 
 use candle::Tensor;
 use image::RgbImage;
-use ndarray::Axis;
 
-use crate::io::npy::array_to_tensor;
 use crate::io::safetensors::write_safetensors;
 use crate::model::{
     Backbone, BackboneForwardOptions, BackboneOptions, DinoModel, LoadOptions, Vit,
 };
+use crate::pipelines::task_preprocessor::TaskPreprocessor;
 use crate::preprocess::{DenseOptions, ImageProcessor};
 use crate::{Error, Result};
 
@@ -106,6 +105,7 @@ pub struct FeaturesPipeline {
     backbone: Backbone<Box<dyn Vit>>,
     processor: ImageProcessor,
     resolution: Resolution,
+    input: TaskPreprocessor,
 }
 
 impl FeaturesPipeline {
@@ -125,15 +125,12 @@ impl FeaturesPipeline {
         processor: ImageProcessor,
         options: &FeaturesOptions,
     ) -> Result<Self> {
-        let patch = model.info().patch_size as u32;
-        let resolution = match &options.resolution {
-            Resolution::Processor => Resolution::Processor,
-            Resolution::Dense(d) => Resolution::Dense((*d).with_patch_size(patch)),
-        };
+        let patch = model.info().patch_size;
         Ok(Self {
+            input: TaskPreprocessor::features(processor.clone(), &options.resolution, patch),
             backbone: Backbone::new(model, &options.backbone)?,
             processor,
-            resolution,
+            resolution: options.resolution.clone(),
         })
     }
 
@@ -149,14 +146,12 @@ impl FeaturesPipeline {
 
     /// The pixels `(1, 3, H, W)` the backbone sees for `image`.
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        let array = match &self.resolution {
-            Resolution::Processor => self.processor.preprocess(image)?,
-            Resolution::Dense(options) => self.processor.dense(image, options)?.0,
-        };
-        array_to_tensor(
-            array.insert_axis(Axis(0)).into_dyn(),
-            self.backbone.model().device(),
-        )
+        self.input.pixels(image, self.backbone.model().device())
+    }
+
+    /// The preprocessing behind [`FeaturesPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// Features of normalised pixels `(B, C, H, W)`, used as they are.

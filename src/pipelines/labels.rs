@@ -17,7 +17,7 @@ use candle::{Device, Tensor};
 use image::DynamicImage;
 
 use crate::heads::segmentation::{pascal_colormap, IGNORE_INDEX};
-use crate::io::image::{decode_image, DecodeLimits};
+use crate::io::image::{decode_image, decode_image_bytes, DecodeLimits};
 use crate::pipelines::input::expand_images;
 use crate::{Error, Result};
 
@@ -47,13 +47,31 @@ impl LabelMap {
     pub fn read(path: impl AsRef<Path>, colors: Option<&[[u8; 3]]>) -> Result<Self> {
         let path = path.as_ref();
         let image = decode_image(path, &DecodeLimits::default())?;
+        Self::from_image(path, &image, colors)
+    }
+
+    /// Decodes a label map from the bytes of an image file under `limits`; `path` names it in
+    /// errors. [`LabelMap::read`] is this with the file's bytes and the default limits.
+    pub fn decode(
+        path: impl AsRef<Path>,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        colors: Option<&[[u8; 3]]>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let image = decode_image_bytes(path, bytes, limits)?;
+        Self::from_image(path, &image, colors)
+    }
+
+    /// The class indices of a decoded label image (see the module documentation).
+    fn from_image(path: &Path, image: &DynamicImage, colors: Option<&[[u8; 3]]>) -> Result<Self> {
         let size = (image.height() as usize, image.width() as usize);
-        let (values, encoding) = match &image {
+        let (values, encoding) = match image {
             DynamicImage::ImageLuma8(g) => (gray(g.as_raw(), 1), LabelEncoding::Gray8),
             DynamicImage::ImageLumaA8(g) => (gray(g.as_raw(), 2), LabelEncoding::Gray8),
             DynamicImage::ImageLuma16(g) => (gray(g.as_raw(), 1), LabelEncoding::Gray16),
             DynamicImage::ImageLumaA16(g) => (gray(g.as_raw(), 2), LabelEncoding::Gray16),
-            _ => (colour_labels(path, &image, colors)?, LabelEncoding::Colors),
+            _ => (colour_labels(path, image, colors)?, LabelEncoding::Colors),
         };
         Ok(Self {
             values,

@@ -28,7 +28,9 @@
 //!   files; each result carries its [`InputName`], and [`output_paths`] names one output file per
 //!   input.
 //! - **Preprocessing** belongs to the pipeline: `pixels(&RgbImage)` is the tensor its backbone sees
-//!   for an image (Depth-Anything's resize, dinov2's centre padding, the segmentation scale).
+//!   for an image (Depth-Anything's resize, dinov2's centre padding, the segmentation scale), made
+//!   by its [`TaskPreprocessor`], which [`TaskPreprocessor::from_pretrained`] also builds from a
+//!   model's small files alone, without the weights (`dinoreg preprocess --task`).
 //! - **Results** are typed values that can write themselves (PNG, `.npy`, `.safetensors`, JSON).
 //! - **Long work** reports through [`Progress`](crate::progress::Progress) and stops when it is
 //!   cancelled.
@@ -54,6 +56,8 @@ mod pictures;
 mod probe_data;
 mod segment;
 mod segment_map;
+mod task;
+mod task_preprocessor;
 mod train_seg;
 
 pub use attention::{AttentionPipeline, AttentionPipelineOptions, AttentionResult};
@@ -74,6 +78,8 @@ pub use pictures::{PictureOptions, PicturePipeline};
 pub use probe_data::{ProbeData, ProbeDataOptions, ProbeItem, Validation, MAX_INFERRED_CLASSES};
 pub use segment::{Scale, SegmentationOptions, SegmentationPipeline, SegmentationPreset};
 pub use segment_map::SegmentationMap;
+pub use task::Task;
+pub use task_preprocessor::{TaskPreprocessor, TaskPreprocessorOptions};
 pub use train_seg::{
     ProbeKind, ProbeTrainingOptions, ProbeTrainingPipeline, TrainedSegmentationHead,
 };

@@ -11,6 +11,7 @@ use std::path::Path;
 use image::RgbImage;
 
 use super::pictures::{PictureOptions, PicturePipeline};
+use super::task::Task;
 use crate::progress::{for_each_reported, Progress};
 use crate::viz::{pca_pictures, DenseImage, Interpolation, PcaOptions, PICTURE_SHORT_SIDE};
 use crate::{Error, Result};
@@ -68,6 +69,10 @@ impl PcaPipelineOptions {
 impl PictureOptions for PcaPipelineOptions {
     fn short_side(&self) -> Option<u32> {
         self.short_side
+    }
+
+    fn task(&self) -> Task {
+        Task::Pca
     }
 }
 

@@ -8,6 +8,8 @@ use std::path::Path;
 use candle::Tensor;
 use image::RgbImage;
 
+use super::task::Task;
+use super::task_preprocessor::TaskPreprocessor;
 use crate::model::{DinoModel, LoadOptions, Vit};
 use crate::preprocess::{DenseOptions, ImageProcessor};
 use crate::viz::{picture_options, DenseImage};
@@ -17,6 +19,9 @@ use crate::Result;
 pub trait PictureOptions: Clone + std::fmt::Debug + Send + Sync {
     /// The short side images are resized to before the model (`None` keeps their size).
     fn short_side(&self) -> Option<u32>;
+
+    /// The task these options draw ([`Task::Pca`], [`Task::Attention`]).
+    fn task(&self) -> Task;
 }
 
 /// A backbone drawing one kind of picture, chosen by its options `O`
@@ -26,6 +31,7 @@ pub struct PicturePipeline<O> {
     model: Box<dyn Vit>,
     processor: ImageProcessor,
     dense: DenseOptions,
+    input: TaskPreprocessor,
     options: O,
 }
 
@@ -42,6 +48,7 @@ impl<O: PictureOptions> PicturePipeline<O> {
         // Checks the short side once, here, rather than on every image.
         dense.plan((1, 1))?;
         Ok(Self {
+            input: TaskPreprocessor::dense(options.task(), processor.clone(), dense),
             model,
             processor,
             dense,
@@ -66,7 +73,12 @@ impl<O: PictureOptions> PicturePipeline<O> {
 
     /// The pixels `(1, 3, H, W)` the backbone sees for `image`.
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        Ok(self.dense_image(image.clone())?.pixels)
+        self.input.pixels(image, self.model.device())
+    }
+
+    /// The preprocessing behind [`PicturePipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// `image` with its dense input `(1, 3, H, W)`.

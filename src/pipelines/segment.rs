@@ -17,16 +17,14 @@ use std::path::Path;
 use candle::Tensor;
 use image::RgbImage;
 
-use crate::heads::ops::resize_bilinear;
-use crate::heads::segmentation::{
-    predict, rescaled_size, BnHead, ClassSet, InferenceOptions, Window,
-};
+use crate::heads::segmentation::{predict, BnHead, ClassSet, InferenceOptions, Window};
 use crate::heads::Head;
 use crate::model::{LoadOptions, ModelSource, Vit};
 use crate::pipelines::batch::each;
 use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
 use crate::pipelines::input::InputName;
 use crate::pipelines::segment_map::SegmentationMap;
+use crate::pipelines::task_preprocessor::TaskPreprocessor;
 use crate::preprocess::ImageProcessor;
 use crate::progress::Progress;
 use crate::{Error, Result};
@@ -139,10 +137,17 @@ impl SegmentationOptions {
         self
     }
 
-    /// The inference options for `head` on a backbone of patch `patch`: for images, or for pixel
+    /// The short side and ratio of the first pass over images, for a head reading `blocks` blocks on
+    /// a backbone of patch `patch`: what the windows are cut from.
+    pub(crate) fn first_scale(&self, blocks: usize, patch: usize) -> Result<(Option<usize>, f64)> {
+        let opts = self.inference(blocks, patch, false)?;
+        Ok((opts.short_side, opts.ratios.first().copied().unwrap_or(1.0)))
+    }
+
+    /// The inference options for a head reading `blocks` blocks on a backbone of patch `patch`: for images, or for pixel
     /// tensors (`pixels`, whose default scale is their own).
-    fn inference(&self, head: &BnHead, patch: usize, pixels: bool) -> Result<InferenceOptions> {
-        let preset = self.preset.unwrap_or(match head.blocks().len() {
+    fn inference(&self, blocks: usize, patch: usize, pixels: bool) -> Result<InferenceOptions> {
+        let preset = self.preset.unwrap_or(match blocks {
             1 => SegmentationPreset::Linear,
             _ => SegmentationPreset::MultiScale,
         });
@@ -213,6 +218,7 @@ pub struct SegmentationPipeline {
     normaliser: ImageProcessor,
     for_images: InferenceOptions,
     for_pixels: InferenceOptions,
+    input: TaskPreprocessor,
 }
 
 impl SegmentationPipeline {
@@ -262,9 +268,12 @@ impl SegmentationPipeline {
         };
         classes.check_len(head.num_classes())?;
         let patch = model.info().patch_size;
+        let for_images = options.inference(head.blocks().len(), patch, false)?;
+        let ratio = for_images.ratios.first().copied().unwrap_or(1.0);
         Ok(Self {
-            for_images: options.inference(&head, patch, false)?,
-            for_pixels: options.inference(&head, patch, true)?,
+            input: TaskPreprocessor::segment(processor.clone(), for_images.short_side, ratio),
+            for_pixels: options.inference(head.blocks().len(), patch, true)?,
+            for_images,
             normaliser: imagenet_normaliser(&processor),
             reader: processor,
             model,
@@ -307,11 +316,12 @@ impl SegmentationPipeline {
     /// The pixels the windows of the first pass are cut from: the normalised image resized to the
     /// first scale (each window is then centre-padded to the patch size for the backbone).
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        let opts = &self.for_images;
-        let size = (image.height() as usize, image.width() as usize);
-        let ratio = opts.ratios.first().copied().unwrap_or(1.0);
-        let scaled = rescaled_size(size, opts.short_side, ratio);
-        Ok(resize_bilinear(&self.normalize(image)?, scaled, false)?)
+        self.input.pixels(image, self.model.device())
+    }
+
+    /// The preprocessing behind [`SegmentationPipeline::pixels`], without the model.
+    pub fn task_preprocessor(&self) -> &TaskPreprocessor {
+        &self.input
     }
 
     /// Logits `(B, K, H, W)` of normalised pixels with `opts`.

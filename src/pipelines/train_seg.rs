@@ -20,8 +20,8 @@ use image::RgbImage;
 
 use crate::heads::ops::{center_pad, resize_bilinear};
 use crate::heads::segmentation::{
-    rescaled_size, train_probe, BnHead, EpochStats, HeadMetadata, ProbeConfig, Sample, StepStats,
-    TrainObserver, TrainOptions,
+    checked_rescaled_size, train_probe, BnHead, EpochStats, HeadMetadata, ProbeConfig, Sample,
+    StepStats, TrainObserver, TrainOptions,
 };
 use crate::heads::FeatureRequest;
 use crate::io::safetensors::write_safetensors;
@@ -200,17 +200,17 @@ impl ProbeTrainingPipeline {
     }
 
     /// The size `(H, W)` images of `size` are trained at.
-    fn train_size(&self, size: (usize, usize)) -> (usize, usize) {
+    fn train_size(&self, size: (usize, usize)) -> Result<(usize, usize)> {
         match self.options.short_side {
-            Some(s) => rescaled_size(size, Some(s), 1.0),
-            None => size,
+            Some(s) => Ok(checked_rescaled_size(size, Some(s), 1.0)?),
+            None => Ok(size),
         }
     }
 
     /// The pixels `(1, 3, H', W')` the backbone sees for `image`: normalised, resized to the short
     /// side, centre-padded to the patch size.
     pub fn pixels(&self, image: &RgbImage) -> Result<Tensor> {
-        let size = self.train_size((image.height() as usize, image.width() as usize));
+        let size = self.train_size((image.height() as usize, image.width() as usize))?;
         let pixels = batch_of_one(self.normaliser.to_pixels(image), self.model.device())?;
         let pixels = resize_bilinear(&pixels, size, false)?;
         Ok(center_pad(&pixels, self.model.info().patch_size)?)
@@ -236,7 +236,7 @@ impl ProbeTrainingPipeline {
                 ),
             ));
         }
-        let size = self.train_size(original);
+        let size = self.train_size(original)?;
         let features = self.features(image, &rgb, size)?;
         let labels = item
             .labels

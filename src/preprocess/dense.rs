@@ -46,7 +46,8 @@ impl Default for Multiple {
     }
 }
 
-/// Options of [`ImageProcessor::dense`]. Default: keep the resolution, patch 14, center padding.
+/// Options of [`ImageProcessor::dense`]. Default: keep the resolution, patch 14 (DINOv2's; set 16
+/// for DINOv3: every pipeline replaces it with its model's patch size), center padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DenseOptions {
     /// Resize so that the short side is this many pixels first (HF shortest-edge arithmetic); `None`

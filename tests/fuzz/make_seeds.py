@@ -1,5 +1,5 @@
 """Writes the seed corpora of the fuzz targets into tests/fuzz/seeds/<target>/ from the test fixtures and a
-few synthesized files (any Python 3 with numpy; run once, from anywhere). The fuzzer's minimized corpora,
+few synthesized files (any Python 3 with numpy and Pillow; run once, from anywhere). The fuzzer's minimized corpora,
 grown from these, are committed under tests/fuzz/corpus/<target>/.
 """
 
@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 FUZZ = Path(__file__).resolve().parent
 FIX = FUZZ.parent / "fixtures"
@@ -30,6 +31,12 @@ def copy(target, paths):
 def npy(array):
     buf = io.BytesIO()
     np.save(buf, array)
+    return buf.getvalue()
+
+
+def png(image):
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -73,6 +80,13 @@ def main():
     small = [p for p in sorted(FIX.glob("preprocess/*")) if p.suffix in
              {".png", ".gif", ".bmp", ".webp", ".tiff", ".jpg"} and p.stat().st_size < 12_000]
     copy("image", small + [FIX / "discovery/voc/JPEGImages/000001.jpg"])
+    labels = np.array([[0, 1, 2, 255], [2, 1, 0, 0], [1, 1, 2, 2]], np.uint8)
+    for mode, image in {"L": Image.fromarray(labels, "L"),
+                        "LA": Image.fromarray(np.dstack([labels, np.full_like(labels, 255)]), "LA"),
+                        "I16": Image.fromarray(labels.astype("<u2") * 300),
+                        "P": Image.fromarray(labels, "L").convert("P"),
+                        "RGB": Image.fromarray(np.dstack([labels * 64, labels, labels]), "RGB")}.items():
+        put("label_png", f"{mode}.png", png(image))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use candle::{DType, Device};
 use dinoreg::heads::TensorStore;
 use dinoreg::io::image::{decode_image_bytes, to_rgb8, AlphaMode, DecodeLimits};
+use dinoreg::pipelines::LabelMap;
 use dinoreg::preprocess::{DenseOptions, ImageProcessor, ProcessorConfig};
 use dinoreg::retrieval::chunks::{Journal, Outcome, Record};
 use dinoreg::retrieval::store::{IndexMeta, FORMAT_VERSION};
@@ -273,4 +274,23 @@ pub fn image(data: &[u8]) {
     let _ = to_rgb8(&image, AlphaMode::Drop);
     let rgb = to_rgb8(&image, AlphaMode::White);
     let _ = ImageProcessor::default().preprocess(&rgb);
+}
+
+/// Label PNGs (segmentation training): decoded under decode limits at their stored bit depth (gray
+/// values, or class colours looked up in a classes file and the VOC map), then checked and resized
+/// as training does.
+pub fn label_png(data: &[u8]) {
+    let limits = DecodeLimits::default()
+        .with_max_width(2048)
+        .with_max_height(2048)
+        .with_max_alloc(64 << 20);
+    let colors = [[1, 2, 3], [128, 0, 0]];
+    for colors in [None, Some(&colors[..])] {
+        let Ok(map) = LabelMap::decode("fuzz.png", data, &limits, colors) else {
+            continue;
+        };
+        let _ = (map.largest_label(), map.label_outside(3));
+        let small = map.resize_nearest((7, 5));
+        let _ = small.to_tensor(&Device::Cpu);
+    }
 }

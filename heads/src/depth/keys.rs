@@ -24,12 +24,14 @@ pub struct OriginalDepthAnythingOptions {
     /// The four backbone blocks (0-based); `None`: Depth-Anything-V2's table by backbone width
     /// (see [`super::dinov2_four_layers`]).
     pub blocks: Option<Vec<i64>>,
-    /// The backbone's patch size (14 for every published model).
+    /// The backbone's patch size (14 for every published Depth-Anything-V2 model; 16 when the head
+    /// runs on a DINOv3 backbone).
     pub patch_size: usize,
 }
 
 impl Default for OriginalDepthAnythingOptions {
-    /// A relative model: `max_depth` 1, published blocks, patch 14.
+    /// A relative model: `max_depth` 1, published blocks, patch 14 (set the backbone's with
+    /// [`with_patch_size`](Self::with_patch_size)).
     fn default() -> Self {
         Self {
             kind: DepthKind::Relative,

@@ -32,7 +32,7 @@ use candle::{DType, Device, Tensor};
 
 use super::accumulate::{add_window, softmax_add, AxisMap};
 use super::options::InferenceOptions;
-use super::windows::{rescaled_size, WindowGrid};
+use super::windows::{checked_rescaled_size, WindowGrid};
 use crate::ops::{center_pad, resize_bilinear};
 use crate::{Error, Result};
 
@@ -245,7 +245,7 @@ impl Runner<'_> {
         };
         for &ratio in &self.opts.ratios {
             let mut clock = Clock::start();
-            let size = rescaled_size((h, w), self.opts.short_side, ratio);
+            let size = checked_rescaled_size((h, w), self.opts.short_side, ratio)?;
             let scaled = resize_bilinear(pixels, size, false)?;
             clock.lap(&mut self.timings.prepare);
             for &flip in flips {

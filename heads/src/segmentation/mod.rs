@@ -36,4 +36,4 @@ pub use train::{
     TrainedProbe,
 };
 pub use visualize::{legend_entries, overlay, LegendEntry, OverlayOptions, RgbCanvas};
-pub use windows::{rescaled_size, slide_windows};
+pub use windows::{checked_rescaled_size, rescaled_size, slide_windows, MAX_SCALED_PIXELS};

@@ -85,7 +85,9 @@ impl Default for InferenceOptions {
 
 impl InferenceOptions {
     /// dinov2's "linear" evaluation: short side 512, sliding 512×512 windows with stride 341, one
-    /// scale, no flip, centre padding to 14.
+    /// scale, no flip, centre padding to 14 (dinov2's ViT-*/14 backbones; for another backbone set
+    /// its patch size with [`with_center_padding`](Self::with_center_padding), 16 for DINOv3, as
+    /// dinoreg's segmentation pipeline does from the model).
     pub fn linear() -> Self {
         Self {
             short_side: Some(512),
@@ -101,7 +103,8 @@ impl InferenceOptions {
     }
 
     /// dinov2's "ms" evaluation: short side 640 × {1.0, 1.32, 1.73, 2.28, 3.0}, each also flipped,
-    /// sliding 640×640 windows with stride 320, centre padding to 14.
+    /// sliding 640×640 windows with stride 320, centre padding to 14 (dinov2's patch; see
+    /// [`linear`](Self::linear) for other backbones).
     pub fn multi_scale() -> Self {
         Self {
             short_side: Some(640),

@@ -31,6 +31,32 @@ pub fn rescaled_size(
     (edge(h), edge(w))
 }
 
+/// The largest scaled image (height x width, in pixels) [`checked_rescaled_size`] returns: 8192 x
+/// 8192. A thin strip at a short side of 512 (1 x 16384 becomes 512 x 8388608) is refused instead of
+/// allocated.
+pub const MAX_SCALED_PIXELS: usize = 8192 * 8192;
+
+/// [`rescaled_size`], refused with an error naming the sizes when the result is over
+/// [`MAX_SCALED_PIXELS`].
+pub fn checked_rescaled_size(
+    size: (usize, usize),
+    short_side: Option<usize>,
+    ratio: f64,
+) -> Result<(usize, usize)> {
+    let (h, w) = rescaled_size(size, short_side, ratio);
+    if h.checked_mul(w).is_none_or(|px| px > MAX_SCALED_PIXELS) {
+        let side = short_side.map_or("its own size".to_string(), |s| format!("short side {s}"));
+        return Err(Error::input(
+            "image size",
+            format!(
+                "{}x{} at {side} x {ratio} becomes {h}x{w}, over the limit of {MAX_SCALED_PIXELS} pixels; crop the image or lower the short side",
+                size.0, size.1
+            ),
+        ));
+    }
+    Ok((h, w))
+}
+
 /// The sliding windows of mmseg's `slide_inference` over an `(h, w)` image: `(y1, y2, x1, x2)`,
 /// exclusive ends, row by row. Errors when the image is empty, a crop or stride is 0, or a stride is
 /// larger than the crop (see [`Window::slide`]).
@@ -163,6 +189,19 @@ mod tests {
         let grid = WindowGrid::new((5, 6), &Window::slide((usize::MAX, 8), (usize::MAX, 1))?)?;
         assert_eq!(grid.rows, vec![(0, 5)]);
         assert_eq!(grid.cols, vec![(0, 6)]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_thin_strip_at_a_short_side_is_refused_not_allocated() -> Result<()> {
+        // 1 x 16384 at a short side of 512 would be 512 x 8388608 (4.3 G pixels).
+        let err = checked_rescaled_size((1, 16384), Some(512), 1.0).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("1x16384") && msg.contains("limit"), "{msg}");
+        assert_eq!(
+            checked_rescaled_size((480, 640), Some(512), 1.0)?,
+            rescaled_size((480, 640), Some(512), 1.0)
+        );
         Ok(())
     }
 }
