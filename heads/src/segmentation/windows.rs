@@ -156,6 +156,11 @@ fn counts(size: usize, spans: &[(usize, usize)]) -> Vec<f32> {
     counts
 }
 
+/// How many windows of `window` cover an `(h, w)` image (what one pass runs; a progress total).
+pub fn window_count(size: (usize, usize), window: &Window) -> Result<usize> {
+    Ok(WindowGrid::new(size, window)?.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,9 +209,4 @@ mod tests {
         );
         Ok(())
     }
-}
-
-/// How many windows of `window` cover an `(h, w)` image (what one pass runs; a progress total).
-pub fn window_count(size: (usize, usize), window: &Window) -> Result<usize> {
-    Ok(WindowGrid::new(size, window)?.len())
 }
