@@ -171,6 +171,10 @@ fn classify_prints_top_k_and_writes_logits() {
 fn bad_inputs_fail_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.safetensors");
+    // Missing parent folders are created; one under a regular file cannot be.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let blocked = blocker.join("sub").join("f.safetensors");
     let reg4 = model_dir("reg4");
     fails_with(
         &dinoreg(&[
@@ -238,9 +242,9 @@ fn bad_inputs_fail_with_one_line() {
             "--image",
             &image("chelsea.png"),
             "--output",
-            "/no/such/dir/f.safetensors",
+            s(&blocked),
         ]),
-        "/no/such/dir",
+        "not-a-folder",
     );
     fails_with(
         &dinoreg(&[

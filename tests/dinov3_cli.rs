@@ -303,7 +303,7 @@ fn train_seg_then_segment() {
         lab.save(labels.join(format!("s{i}.png"))).unwrap();
     }
     let head = dir.path().join("head.safetensors");
-    let stdout = ok(&dinoreg(&[
+    let out = dinoreg(&[
         "train-seg",
         "--model",
         &model(),
@@ -321,8 +321,11 @@ fn train_seg_then_segment() {
         "1",
         "--output",
         s(&head),
-    ]));
-    assert!(stdout.to_lowercase().contains("miou"), "{stdout}");
+    ]);
+    ok(&out);
+    // The per-epoch lines are status: they go to stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.to_lowercase().contains("miou"), "{stderr}");
     let logits = dir.path().join("logits.npy");
     let one = images.join("s1.png");
     ok(&dinoreg(&[

@@ -198,7 +198,7 @@ fn bad_arguments_fail_with_one_line() {
         &dinoreg(&[
             "discover", "--model", &model, "--pixels", &pixels, "--output", &txt,
         ]),
-        "expected a .json file",
+        "ending with .json",
     );
     let json = path(&dir.path().join("found.json"));
     fails_with(

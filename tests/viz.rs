@@ -197,10 +197,14 @@ fn attention_maps_have_one_map_per_head_and_register() {
         .heads
         .iter()
         .chain(&pictures.registers)
-        .chain([&pictures.mean, &pictures.norms])
+        .chain([&pictures.mean])
     {
         assert_eq!(p.dimensions(), (451, 300));
     }
+    // The norm map carries a colour bar of its values on the right, at the image's height.
+    let (nw, nh) = pictures.norms.dimensions();
+    assert_eq!(nh, 300);
+    assert!(nw > 451 && nw < 451 + 100, "{nw}");
 }
 
 #[test]

@@ -241,7 +241,7 @@ impl CorLocPipeline {
             skipped,
         } = listing;
         for e in &errors {
-            progress.note(&e.to_string());
+            progress.note(&format!("warning: skipped {e}"));
         }
         if let Some(n) = self.options.limit {
             items.truncate(n);
@@ -264,7 +264,7 @@ impl CorLocPipeline {
                         item: item.name.clone(),
                         reason: e.to_string(),
                     };
-                    progress.note(&error.to_string());
+                    progress.note(&format!("warning: skipped {error}"));
                     errors.push(error);
                 }
             }
