@@ -82,6 +82,15 @@ fn small_images(dir: &Path, n: usize) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// A small PNG `name` of `w x h` in `dir` (a photo's stand-in where only names and sizes matter,
+/// so that the debug-built model runs on a few patches).
+fn small_image(dir: &Path, name: &str, (w, h): (u32, u32)) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, 90]));
+    let path = dir.join(name);
+    img.save(&path).unwrap();
+    path
+}
+
 // 1. Progress.
 
 /// Runs `dinoreg args` under a pseudo-terminal (`script`), returning everything it drew.
@@ -282,8 +291,8 @@ fn missing_folders_are_created_and_npy_depth_of_different_sizes_is_one_file_each
         "--head",
         s(&head),
         "--image",
-        s(&image("chelsea.png")),
-        s(&image("coffee.png")),
+        s(&small_image(dir.path(), "chelsea.png", (45, 30))),
+        s(&small_image(dir.path(), "coffee.png", (40, 40))),
         "--output",
         s(&npy),
     ]));
@@ -743,6 +752,8 @@ fn norm_map_uses_a_robust_range_with_a_colour_bar_and_depth_can_have_one() {
     write_depth_head(&head);
     let (plain, bar) = (dir.path().join("d.png"), dir.path().join("d_bar.png"));
     let model = reg4();
+    let (w, h) = (45, 30);
+    let chelsea = small_image(dir.path(), "small.png", (w, h));
     for (out, extra) in [(&plain, None), (&bar, Some("--colorbar"))] {
         let mut args = vec![
             "depth",
