@@ -352,9 +352,13 @@ fn corloc_on_the_voc_fixture_goes_past_bad_items() {
         assert_eq!(row.result.found, iou >= 0.5, "{row:?}");
         assert_eq!(row.image_size, [20, 24]);
     }
-    // Every error was reported as a note, the images one by one.
+    // Every error was reported as a warning note, the images one by one.
     let notes = progress.notes.lock().unwrap().clone();
-    let reported: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    let reported: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| format!("warning: skipped {e}"))
+        .collect();
     assert_eq!(notes, reported);
     assert_eq!(*progress.total.lock().unwrap(), Some(5));
     assert_eq!(progress.done.load(Ordering::SeqCst), 5);
