@@ -5,51 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::cli::{dinoreg, example_image, fails_with, ok, s};
 use common::{assert_close, fixture, load_expected, TOL};
-
-fn dinoreg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dinoreg"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("cannot run dinoreg")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "dinoreg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts a failure with a single `error: …` line on stderr containing `needle`.
-fn fails_with(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
 
 fn model_dir(case: &str) -> String {
     fixture(&format!("model/{case}")).display().to_string()
 }
 
 fn image(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/images")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    example_image(name).display().to_string()
 }
 
 #[test]

@@ -6,64 +6,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::cli::{bin, dinoreg, example_image, fails_with, ok, s, stderr};
 use common::fixture;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dinoreg"));
-    c.env("HF_HUB_OFFLINE", "1");
-    for var in [
-        "JOB_COMPLETION_INDEX",
-        "DINOREG_SHARD_COUNT",
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_COUNT",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-fn dinoreg(args: &[&str]) -> Output {
-    bin().args(args).output().expect("cannot run dinoreg")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "dinoreg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts a failure with a single `error: …` line on stderr containing `needle`.
-fn fails_with(out: &Output, needle: &str) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    let err = stderr(out);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-    err
-}
 
 fn reg4() -> String {
     fixture("model/reg4").display().to_string()
 }
 
 fn image(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/images")
-        .join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    example_image(name)
 }
 
 /// `n` small distinct PNGs in `dir` (created), named `img000.png`, ….

@@ -6,54 +6,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use common::cli::{dinoreg, example_image, ok, s};
+use common::scenes::{square_dataset, square_scene, voc_folder};
 use common::{assert_close, fixture, load_expected, TOL};
-
-fn dinoreg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dinoreg"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("cannot run dinoreg")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "dinoreg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn model() -> String {
     fixture("dinov3_dense").display().to_string()
 }
 
 fn photo(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/images")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// A `h × w` picture with a bright square in the middle, and its label map (1 inside).
-fn picture(h: u32, w: u32) -> (image::RgbImage, image::GrayImage) {
-    let inside =
-        move |x: u32, y: u32| (w / 4..3 * w / 4).contains(&x) && (h / 4..3 * h / 4).contains(&y);
-    let rgb = image::RgbImage::from_fn(w, h, |x, y| match inside(x, y) {
-        true => image::Rgb([230, (x * 3 % 64) as u8, 40]),
-        false => image::Rgb([(x * 5 % 90) as u8, 120, (y * 7 % 200) as u8]),
-    });
-    let labels = image::GrayImage::from_fn(w, h, |x, y| image::Luma([u8::from(inside(x, y))]));
-    (rgb, labels)
+    example_image(name).display().to_string()
 }
 
 #[test]
@@ -218,7 +180,7 @@ fn pca_and_attention_pictures() {
 fn discover_with_lost_and_tokencut() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("object.png");
-    picture(72, 104).0.save(&image).unwrap();
+    square_scene(72, 104).0.save(&image).unwrap();
     for method in ["lost", "tokencut"] {
         let out = dir.path().join(format!("{method}.json"));
         let drawn = dir.path().join(format!("{method}.png"));
@@ -258,23 +220,7 @@ fn discover_with_lost_and_tokencut() {
 fn corloc_on_a_voc_folder() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("voc");
-    for sub in ["JPEGImages", "Annotations", "ImageSets/Main"] {
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-    }
-    for id in ["a", "b"] {
-        picture(64, 96)
-            .0
-            .save(root.join(format!("JPEGImages/{id}.jpg")))
-            .unwrap();
-        let xml = format!(
-            "<annotation><filename>{id}.jpg</filename><size><width>96</width><height>64</height>\
-             <depth>3</depth></size><object><name>thing</name><difficult>0</difficult><bndbox>\
-             <xmin>25</xmin><ymin>17</ymin><xmax>72</xmax><ymax>48</ymax></bndbox></object>\
-             </annotation>"
-        );
-        std::fs::write(root.join(format!("Annotations/{id}.xml")), xml).unwrap();
-    }
-    std::fs::write(root.join("ImageSets/Main/test.txt"), "a\nb\n").unwrap();
+    voc_folder(&root);
     let results = dir.path().join("corloc.json");
     ok(&dinoreg(&[
         "corloc",
@@ -294,14 +240,7 @@ fn corloc_on_a_voc_folder() {
 #[test]
 fn train_seg_then_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let (images, labels) = (dir.path().join("images"), dir.path().join("labels"));
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::create_dir_all(&labels).unwrap();
-    for i in 0..4u32 {
-        let (rgb, lab) = picture(40 + 8 * i, 56);
-        rgb.save(images.join(format!("s{i}.png"))).unwrap();
-        lab.save(labels.join(format!("s{i}.png"))).unwrap();
-    }
+    let (images, labels) = square_dataset(dir.path());
     let head = dir.path().join("head.safetensors");
     let out = dinoreg(&[
         "train-seg",

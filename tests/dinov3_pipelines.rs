@@ -9,6 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::scenes::{square_dataset, square_scene, voc_folder};
 use common::{assert_close, fixture, load_expected, TOL};
 use dinoreg::heads::discovery::{LostOptions, TokenCutOptions, VocOptions};
 use dinoreg::heads::segmentation::{TrainOptions, Window};
@@ -45,15 +46,9 @@ fn photo(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A picture with some structure, `h × w`.
+/// A picture with a bright square in the middle, `h × w`.
 fn picture(h: u32, w: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        let inside = (w / 4..3 * w / 4).contains(&x) && (h / 4..3 * h / 4).contains(&y);
-        match inside {
-            true => image::Rgb([230, (x * 3 % 64) as u8, 40]),
-            false => image::Rgb([(x * 5 % 90) as u8, 120, (y * 7 % 200) as u8]),
-        }
-    })
+    square_scene(h, w).0
 }
 
 #[test]
@@ -306,30 +301,10 @@ fn lost_and_tokencut_box_whole_16_pixel_patches() -> dinoreg::Result<()> {
     Ok(())
 }
 
-/// A VOC folder of two pictures with one box each.
-fn voc(root: &Path) {
-    for dir in ["JPEGImages", "Annotations", "ImageSets/Main"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    for id in ["a", "b"] {
-        picture(64, 96)
-            .save(root.join(format!("JPEGImages/{id}.jpg")))
-            .unwrap();
-        let xml = format!(
-            "<annotation><filename>{id}.jpg</filename><size><width>96</width><height>64</height>\
-             <depth>3</depth></size><object><name>thing</name><difficult>0</difficult><bndbox>\
-             <xmin>25</xmin><ymin>17</ymin><xmax>72</xmax><ymax>48</ymax></bndbox></object>\
-             </annotation>"
-        );
-        std::fs::write(root.join(format!("Annotations/{id}.xml")), xml).unwrap();
-    }
-    std::fs::write(root.join("ImageSets/Main/test.txt"), "a\nb\n").unwrap();
-}
-
 #[test]
 fn corloc_scores_dinov3_discoveries() -> dinoreg::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
-    voc(tmp.path());
+    voc_folder(tmp.path());
     let discovery =
         DiscoveryPipeline::from_pretrained(&model(), &DiscoveryOptions::default(), &load())?;
     let report = CorLocPipeline::new(discovery, &CorLocOptions::default())?
@@ -347,18 +322,7 @@ fn corloc_scores_dinov3_discoveries() -> dinoreg::Result<()> {
 #[test]
 fn a_probe_trained_on_dinov3_segments() -> dinoreg::Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let (images, labels) = (dir.path().join("images"), dir.path().join("labels"));
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::create_dir_all(&labels).unwrap();
-    for i in 0..4u32 {
-        let (h, w) = (40 + 8 * i, 56);
-        let rgb = picture(h, w);
-        let label = image::GrayImage::from_fn(w, h, |x, y| {
-            image::Luma([u8::from(rgb.get_pixel(x, y)[0] == 230)])
-        });
-        rgb.save(images.join(format!("s{i}.png"))).unwrap();
-        label.save(labels.join(format!("s{i}.png"))).unwrap();
-    }
+    let (images, labels) = square_dataset(dir.path());
     let data_options = ProbeDataOptions::default().with_validation(Validation::Fraction(0.0));
     let data = ProbeData::load(&images, &labels, &data_options, &())?;
     assert_eq!(data.num_classes(), 2);

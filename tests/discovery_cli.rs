@@ -3,10 +3,13 @@
 //! seeds and masks of the numpy / scipy reference (tests/fixtures/gen_discovery.py); `--draw` writes
 //! pictures; CorLoc runs past bad annotations; bad arguments fail with one line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
+
+use common::cli::{dinoreg, fails_with, ok};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discovery")
@@ -14,29 +17,6 @@ fn fixtures() -> PathBuf {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
-}
-
-fn dinoreg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dinoreg"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("cannot run dinoreg")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "dinoreg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn fails_with(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
 }
 
 fn read_json(p: &Path) -> Value {

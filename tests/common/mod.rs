@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod scenes;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
