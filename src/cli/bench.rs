@@ -169,11 +169,12 @@ fn heavy_task(args: &Args, task: Task, threads: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let (model, _) = load_model(args)?;
     println!(
-        "model {} loaded in {:.2} s; {} thread(s), {} kernels",
+        "model {} loaded in {:.2} s; {} thread(s), {} kernels, {} gemm",
         args.model,
         start.elapsed().as_secs_f64(),
         threads,
-        profile::simd_path()
+        profile::simd_path(),
+        profile::gemm_path()
     );
     match task {
         Task::Segment => segment::run(model.as_ref(), &opts),
@@ -189,7 +190,7 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
     let (model, config) = load_model(args)?;
     let info = model.info().clone();
     println!(
-        "model {} (D {}, {} layers, {} heads, {} registers) loaded in {:.2} s; {} thread(s), {:?}, {:?}{}",
+        "model {} (D {}, {} layers, {} heads, {} registers) loaded in {:.2} s; {} thread(s), {:?}, {:?}, {}",
         args.model,
         info.hidden_size,
         info.num_hidden_layers,
@@ -199,7 +200,15 @@ fn bench(args: &Args, threads: usize) -> anyhow::Result<()> {
         threads,
         model.device(),
         model.dtype(),
-        if args.generic { ", generic candle ops" } else { "" }
+        if args.generic {
+            "generic candle ops".to_string()
+        } else {
+            format!(
+                "{} kernels, {} gemm",
+                profile::simd_path(),
+                profile::gemm_path()
+            )
+        }
     );
     let pixels = random_pixels(
         (args.batch, info.num_channels, height, width),

@@ -103,6 +103,29 @@ pub fn simd_path() -> &'static str {
     super::isa::active().name()
 }
 
+/// The widest kernels the `gemm` crate takes for the f32 matrix products on this CPU in this
+/// build (`"avx512"` only with the `gemm-avx512` feature, `"avx2"` for AVX2 + FMA, `"neon"`, or
+/// `"scalar"`). `DINOREG_SIMD` does not reach them: build without `gemm-avx512` to keep them to
+/// AVX2 on an AVX-512 CPU.
+pub fn gemm_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "gemm-avx512") && std::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return "avx2";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return "neon";
+        }
+    }
+    "scalar"
+}
+
 /// Makes the fused kernels take the SIMD path `name` from now on, in the whole process; an error
 /// says why this CPU cannot (or that the name is unknown). For tests that cover every path in one
 /// process, not a stable API.
