@@ -15,6 +15,26 @@ fn reg4() -> String {
     fixture("model/reg4").display().to_string()
 }
 
+/// The reg4 model in `dir` (created) with a processor that resizes to 36 and crops 32 (64 patches
+/// instead of 3136): for the embedding tests, whose subject is the job, not the resolution, and
+/// which would otherwise spend minutes in an unoptimised build.
+fn reg4_at_32(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("model/reg4").join(file), dir.join(file)).unwrap();
+    }
+    let processor = r#"{
+  "image_processor_type": "BitImageProcessor",
+  "do_resize": true, "size": {"shortest_edge": 36}, "resample": 3,
+  "do_center_crop": true, "crop_size": {"height": 32, "width": 32},
+  "do_rescale": true, "rescale_factor": 0.00392156862745098,
+  "do_normalize": true, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+  "do_convert_rgb": true
+}"#;
+    std::fs::write(dir.join("preprocessor_config.json"), processor).unwrap();
+    dir.display().to_string()
+}
+
 fn image(name: &str) -> PathBuf {
     example_image(name)
 }
@@ -71,10 +91,11 @@ fn progress_bars_on_a_terminal_only_and_quiet_hides_them() {
     let dir = tempfile::tempdir().unwrap();
     let images = small_images(&dir.path().join("imgs"), 6);
     let out = dir.path().join("idx");
+    let model = reg4_at_32(&dir.path().join("model"));
     let args = [
         "embed",
         "--model",
-        &reg4(),
+        &model,
         "--images",
         s(&images),
         "--batch-size",
@@ -402,17 +423,12 @@ fn index_paths_resolve_from_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let images = small_images(&dir.path().join("photos"), 3);
     let index = dir.path().join("out/idx");
+    let model = reg4_at_32(&dir.path().join("model"));
     // embed runs in `dir` with relative paths.
     let run = bin()
         .current_dir(dir.path())
         .args([
-            "embed",
-            "--model",
-            &reg4(),
-            "--images",
-            "photos",
-            "--output",
-            "out/idx",
+            "embed", "--model", &model, "--images", "photos", "--output", "out/idx",
         ])
         .output()
         .unwrap();
@@ -443,7 +459,7 @@ fn index_paths_resolve_from_anywhere() {
 fn shards_as_separate_processes_merge_into_the_unsharded_index() {
     let dir = tempfile::tempdir().unwrap();
     let images = small_images(&dir.path().join("imgs"), 7);
-    let model = reg4();
+    let model = reg4_at_32(&dir.path().join("model"));
     let embed = |out: &Path, shard: Option<&str>, env: &[(&str, &str)]| {
         let mut c = bin();
         c.args([
@@ -550,8 +566,9 @@ fn messages_are_one_clean_line() {
     // A shard mismatch in words, not Rust's debug format.
     let images = small_images(&dir.path().join("imgs"), 2);
     let out = dir.path().join("idx");
+    let model = reg4_at_32(&dir.path().join("model"));
     let embed = |extra: &[&str]| {
-        let mut args = vec!["embed", "--model", &*reg4(), "--images", s(&images)]
+        let mut args = vec!["embed", "--model", &*model, "--images", s(&images)]
             .into_iter()
             .map(String::from)
             .collect::<Vec<_>>();
