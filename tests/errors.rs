@@ -148,7 +148,10 @@ fn config_contradicting_weights() {
         }),
     );
     let msg = one_line(&load_with(&p, &weights).unwrap_err());
-    assert!(msg.contains("more layers"), "{msg}");
+    assert!(
+        msg.contains("more layers") && msg.contains("`encoder.layer.2.norm1.weight`"),
+        "{msg}"
+    );
     let p = write("d64.json", config_json(|v| v["hidden_size"] = 64.into()));
     let msg = one_line(&load_with(&p, &weights).unwrap_err());
     assert!(msg.contains("expected") && msg.contains("64"), "{msg}");

@@ -7,7 +7,7 @@
 //! `(B, D)`; `hidden_states` L+1 tensors `(B, 1 + R + h·w, D)` before the final norm (index 0 is the
 //! embedding output, "stem"); `attentions` L tensors `(B, H, T, T)`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle::Tensor;
 use dinoreg_heads::Scope;
@@ -15,13 +15,13 @@ use dinoreg_heads::Scope;
 use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov2Config;
 use crate::model::embeddings::Embeddings;
-use crate::model::encoder::{vit_via_encoder, Encoder, EncoderParts, TokenEmbedding};
+use crate::model::encoder::{load_blocks, vit_via_encoder, Encoder, EncoderParts, TokenEmbedding};
 use crate::model::layers::{Attention, AttentionWeights, Block, FeedForward, LayerNorm, Linear};
 use crate::model::load::LoadOptions;
 use crate::model::pretrained::{DinoModel, ModelSource, Pretrained};
 use crate::model::vit::{Family, VitInfo};
 use crate::model::weights::{open_backbone, BackboneWeights};
-use crate::{Error, Result};
+use crate::Result;
 
 /// The DINOv2 encoder with its weights.
 #[derive(Debug)]
@@ -80,22 +80,11 @@ impl Dinov2Model {
     /// Builds the model; `fused` lets f32 CPU passes take the fused kernels.
     fn build(config: Dinov2Config, scope: &Scope<'_>, fused: bool) -> Result<Self> {
         config.validate()?;
-        let extra = format!("encoder.layer.{}.norm1.weight", config.num_hidden_layers);
-        if scope.contains(&extra) {
-            return Err(Error::Config {
-                path: PathBuf::from("<config>"),
-                reason: format!(
-                    "num_hidden_layers is {} but the checkpoint {} has more layers (found `{}`)",
-                    config.num_hidden_layers,
-                    scope.store().source_name(),
-                    scope.path(&extra)
-                ),
-            });
-        }
-        let layers = scope.pp("encoder").pp("layer");
-        let blocks = (0..config.num_hidden_layers)
-            .map(|i| load_block(&layers.pp(i), &config))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = load_blocks(
+            &scope.pp("encoder").pp("layer"),
+            config.num_hidden_layers,
+            |block| load_block(block, &config),
+        )?;
         let info = VitInfo::new(
             Family::Dinov2,
             config.patch_size,

@@ -7,7 +7,10 @@
 //! Shapes: pixels `(B, C, H, W)`; tokens `(B, 1 + R + h·w, D)`, `[CLS, registers, patches]`;
 //! attention probabilities `(B, H, T, T)`.
 
+use std::path::PathBuf;
+
 use candle::{DType, Device, Tensor};
+use dinoreg_heads::Scope;
 
 use crate::model::backbone::BackboneOptions;
 use crate::model::kernels::attention::{pack_len, AttentionShape};
@@ -44,6 +47,27 @@ pub(crate) struct EncoderParts<E> {
     pub info: VitInfo,
     /// The HF backbone settings of the config.
     pub backbone_defaults: BackboneOptions,
+}
+
+/// Loads the `num_layers` blocks `layers.{i}` with `load`, refusing a checkpoint that holds one
+/// more (`layers.{num_layers}.norm1.weight`): a config that contradicts its weights.
+pub(crate) fn load_blocks(
+    layers: &Scope<'_>,
+    num_layers: usize,
+    load: impl Fn(&Scope<'_>) -> Result<Block>,
+) -> Result<Vec<Block>> {
+    let extra = format!("{num_layers}.norm1.weight");
+    if layers.contains(&extra) {
+        return Err(Error::Config {
+            path: PathBuf::from("<config>"),
+            reason: format!(
+                "num_hidden_layers is {num_layers} but the checkpoint {} has more layers (found `{}`)",
+                layers.store().source_name(),
+                layers.path(&extra)
+            ),
+        });
+    }
+    (0..num_layers).map(|i| load(&layers.pp(i))).collect()
 }
 
 /// Embeddings, blocks and final norm, on one device in one dtype.

@@ -29,7 +29,7 @@ pub(crate) use original::ORIGINAL_NAMES;
 
 use crate::model::backbone::BackboneOptions;
 use crate::model::config::Dinov3Config;
-use crate::model::encoder::{vit_via_encoder, Encoder, EncoderParts};
+use crate::model::encoder::{load_blocks, vit_via_encoder, Encoder, EncoderParts};
 use crate::model::layers::LayerNorm;
 use crate::model::load::LoadOptions;
 use crate::model::pretrained::{naming_config, DinoModel, ModelSource, Pretrained};
@@ -120,21 +120,9 @@ impl Dinov3Model {
         } else {
             scope.pp("layer")
         };
-        let extra = format!("{}.norm1.weight", config.num_hidden_layers);
-        if layers.contains(&extra) {
-            return Err(Error::Config {
-                path: PathBuf::from("<config>"),
-                reason: format!(
-                    "num_hidden_layers is {} but the checkpoint {} has more layers (found `{}`)",
-                    config.num_hidden_layers,
-                    scope.store().source_name(),
-                    layers.path(&extra)
-                ),
-            });
-        }
-        let blocks = (0..config.num_hidden_layers)
-            .map(|i| load::load_block(&layers.pp(i), &config))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = load_blocks(&layers, config.num_hidden_layers, |block| {
+            load::load_block(block, &config)
+        })?;
         let info = VitInfo::new(
             Family::Dinov3,
             config.patch_size,
