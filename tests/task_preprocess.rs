@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle::{DType, Device, Tensor};
+use common::cli::dinoreg;
 use common::fixture;
 use dinoreg::pipelines::{
     AttentionPipeline, AttentionPipelineOptions, ClassificationPipeline, DepthOptions,
@@ -61,14 +61,6 @@ fn task_pixels(
     (pre.task(), pre.pixels(&image(), &Device::Cpu).unwrap())
 }
 
-fn dinoreg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dinoreg"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("cannot run dinoreg")
-}
-
 /// Runs `dinoreg preprocess` with `args` and reads the tensor it wrote, with its stdout.
 fn preprocess_cli(args: &[&str]) -> (Tensor, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -77,14 +69,9 @@ fn preprocess_cli(args: &[&str]) -> (Tensor, String) {
     let mut all = vec!["preprocess", "--image", image.to_str().unwrap()];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--output", out.to_str().unwrap()]);
-    let run = dinoreg(&all);
-    assert!(
-        run.status.success(),
-        "dinoreg failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = common::cli::ok(&dinoreg(&all));
     let px = dinoreg::io::npy::read_tensor(&out, &Device::Cpu).unwrap();
-    (px, String::from_utf8_lossy(&run.stdout).into_owned())
+    (px, stdout)
 }
 
 /// A BNHead for the reg4 backbone (width 32) reading `blocks` blocks, in dinov2's mmcv names.
@@ -350,4 +337,70 @@ fn tasks_parse_by_name_and_refuse_unknown_ones() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("no depth head"), "{err}");
+}
+
+/// Undoes `(x - mean) / std` per channel of `(1, 3, H, W)` pixels.
+fn unnormalise(pixels: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Tensor {
+    let dev = Device::Cpu;
+    let m = Tensor::new(&mean, &dev)
+        .unwrap()
+        .reshape((1, 3, 1, 1))
+        .unwrap();
+    let s = Tensor::new(&std, &dev)
+        .unwrap()
+        .reshape((1, 3, 1, 1))
+        .unwrap();
+    pixels.broadcast_mul(&s).unwrap().broadcast_add(&m).unwrap()
+}
+
+#[test]
+fn dense_tasks_normalise_with_the_checkpoints_statistics() {
+    // DINOv3's satellite checkpoints carry their own mean and std; depth, segment and train-seg
+    // must use them (and the LVD / DINOv2 checkpoints' ImageNet ones), not a hard-coded ImageNet.
+    let dir = tempfile::tempdir().unwrap();
+    let sat = dir.path().join("sat");
+    std::fs::create_dir_all(&sat).unwrap();
+    let source = fixture("dinov3_dense");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(source.join(file), sat.join(file)).unwrap();
+    }
+    let (sat_mean, sat_std) = ([0.430f32, 0.411, 0.296], [0.213f32, 0.156, 0.143]);
+    let mut processor: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(source.join("preprocessor_config.json")).unwrap(),
+    )
+    .unwrap();
+    processor["image_mean"] = serde_json::json!(sat_mean);
+    processor["image_std"] = serde_json::json!(sat_std);
+    std::fs::write(sat.join("preprocessor_config.json"), processor.to_string()).unwrap();
+    let head = dir.path().join("head.safetensors");
+    write_bn_head(&head, 1);
+    let options = TaskPreprocessorOptions::default().with_head(&head);
+    let (_, lvd) = task_pixels(&dir_of("dinov3_dense"), Some(Task::Segment), &options);
+    let (_, satellite) = task_pixels(sat.to_str().unwrap(), Some(Task::Segment), &options);
+    // Different normalisations of the same image.
+    let imagenet = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+    let a = unnormalise(&lvd, imagenet.0, imagenet.1);
+    let b = unnormalise(&satellite, sat_mean, sat_std);
+    let diff = (&a - &b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-5, "the same image after unnormalising: {diff}");
+    let moved = (&lvd - &satellite)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(moved > 0.1, "the satellite statistics were not used");
 }

@@ -146,8 +146,9 @@ impl DepthPipeline {
     }
 
     /// A pipeline over any backbone and depth head; the head sets the preprocessing. `processor`
-    /// only decodes images (its limits and alpha handling): depth models normalise with the
-    /// ImageNet mean and std at their own sizes.
+    /// decodes images (its limits and alpha handling) and gives the mean and std (ImageNet's for
+    /// every published DINOv2 and DINOv3 LVD checkpoint, as the depth heads have them); the head
+    /// sizes the image.
     pub fn new(
         model: Box<dyn Vit>,
         head: impl Into<AnyDepthHead>,

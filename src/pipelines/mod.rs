@@ -41,6 +41,7 @@ mod batch;
 mod classify;
 #[cfg(feature = "datasets")]
 mod corloc;
+mod dense_input;
 mod depth;
 mod depth_head;
 mod depth_map;
@@ -48,7 +49,6 @@ mod discover;
 mod discover_method;
 mod embed;
 mod features;
-mod imagenet;
 mod input;
 mod labels;
 mod pca;

@@ -4,7 +4,8 @@
 //! ([`predict`](crate::heads::segmentation::predict): short-side resize, sliding windows centre-padded
 //! to the patch size, multi-scale and flip test-time augmentation).
 //!
-//! Images are normalised with the ImageNet mean and std at their own size; the preset ("linear":
+//! Images are normalised with the checkpoint processor's mean and std (ImageNet's for every
+//! DINOv2 and DINOv3 LVD checkpoint) at their own size; the preset ("linear":
 //! short side 512, 512×512 windows; "ms": short side 640 × five ratios, flips, 640×640 windows) comes
 //! from the head's number of blocks unless [`SegmentationOptions`] sets it, and any of its settings
 //! can be replaced. Pixel tensors are used at their own size unless a short side is set.
@@ -23,7 +24,7 @@ use crate::heads::segmentation::{
 use crate::heads::Head;
 use crate::model::{LoadOptions, ModelSource, Vit};
 use crate::pipelines::batch::each;
-use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
+use crate::pipelines::dense_input::{batch_of_one, dense_normaliser};
 use crate::pipelines::input::InputName;
 use crate::pipelines::segment_map::SegmentationMap;
 use crate::pipelines::task_preprocessor::TaskPreprocessor;
@@ -239,8 +240,9 @@ impl SegmentationPipeline {
         Self::new(Box::new(model), head, resolved.processor, options)
     }
 
-    /// A pipeline over any backbone and BNHead. `processor` only decodes images (its limits and
-    /// alpha handling): dinov2's segmentation normalises with the ImageNet mean and std.
+    /// A pipeline over any backbone and BNHead. `processor` decodes images (its limits and alpha
+    /// handling) and gives the mean and std (ImageNet's for every published DINOv2 and DINOv3 LVD
+    /// checkpoint, as dinov2's segmentation has them); its resize and crop are not used.
     pub fn new(
         model: Box<dyn Vit>,
         head: BnHead,
@@ -276,7 +278,7 @@ impl SegmentationPipeline {
             input: TaskPreprocessor::segment(processor.clone(), for_images.short_side, ratio),
             for_pixels: options.inference(head.blocks().len(), patch, true)?,
             for_images,
-            normaliser: imagenet_normaliser(&processor),
+            normaliser: dense_normaliser(&processor),
             reader: processor,
             model,
             head,

@@ -8,8 +8,8 @@
 //! | --- | --- | --- |
 //! | classify, embed, features | the model's processor (DINOv2: shortest edge 256, centre crop 224) | `preprocessor_config.json` (or `config.json` for its generation's default) |
 //! | features, dense | aspect kept, sides multiples of the patch | + the patch size (`config.json`) |
-//! | depth | Depth-Anything: sides ≥ 518, multiples of the patch, bicubic; dinov2's heads: the image centre-padded to the patch; ImageNet mean/std | + the head (`--head`, or the model's own) |
-//! | segment | ImageNet mean/std, resized to the first scale's short side (512 linear, 640 ms) | + the head file (or a preset) |
+//! | depth | Depth-Anything: sides ≥ 518, multiples of the patch, bicubic; dinov2's heads: the image centre-padded to the patch; the processor's mean/std (ImageNet's for DINOv2 and DINOv3 LVD) | + the head (`--head`, or the model's own) |
+//! | segment | the processor's mean/std, resized to the first scale's short side (512 linear, 640 ms) | + the head file (or a preset) |
 //! | discover | the processor's normalisation at full size (or a short side), padded bottom/right to the patch | + the patch size |
 //! | pca, attention | aspect kept, short side 448, sides rounded to the patch | + the patch size |
 
@@ -24,8 +24,8 @@ use crate::heads::segmentation::{checked_rescaled_size, BnHead};
 use crate::heads::TensorStore;
 use crate::io::hub::{CONFIG, PREPROCESSOR};
 use crate::model::{ModelConfig, ModelSource};
+use crate::pipelines::dense_input::{batch_of_one, dense_normaliser};
 use crate::pipelines::depth::{DepthOptions, DepthPreprocessing};
-use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
 use crate::pipelines::task::Task;
 use crate::pipelines::{
     AttentionPipelineOptions, DiscoveryOptions, FeaturesOptions, PcaPipelineOptions, Resolution,
@@ -292,7 +292,7 @@ impl TaskPreprocessor {
         preprocessing: DepthPreprocessing,
         patch: usize,
     ) -> Self {
-        let normaliser = imagenet_normaliser(&reader);
+        let normaliser = dense_normaliser(&reader);
         let recipe = match preprocessing {
             DepthPreprocessing::DepthAnything { lower_bound } => Recipe::DepthAnything {
                 normaliser,
@@ -313,7 +313,7 @@ impl TaskPreprocessor {
         Self {
             task: Task::Segment,
             recipe: Recipe::Segmentation {
-                normaliser: imagenet_normaliser(&reader),
+                normaliser: dense_normaliser(&reader),
                 short_side,
                 ratio,
             },

@@ -2,7 +2,8 @@
 //! ([`ProbeData`]) with the backbone frozen: dinov2 publishes segmentation heads only for backbones
 //! without registers; this is how a registers backbone (or DINOv3, or any [`Vit`]) gets one.
 //!
-//! Each image is normalised (ImageNet mean and std), resized bilinearly so its short side is
+//! Each image is normalised (the checkpoint processor's mean and std: ImageNet's for every DINOv2
+//! and DINOv3 LVD checkpoint), resized bilinearly so its short side is
 //! `short_side` (align_corners=False, in float), centre-padded to the patch size and run once
 //! through the backbone; the features `(C_in, h, w)` of the probe's blocks are kept (in memory, and
 //! in a cache folder when given, keyed by the model, the image file and the settings). Label maps are
@@ -27,7 +28,7 @@ use crate::heads::FeatureRequest;
 use crate::io::safetensors::write_safetensors;
 use crate::model::{DinoModel, LoadOptions, Vit};
 use crate::pipelines::batch::each;
-use crate::pipelines::imagenet::{batch_of_one, imagenet_normaliser};
+use crate::pipelines::dense_input::{batch_of_one, dense_normaliser};
 use crate::pipelines::probe_data::{ProbeData, ProbeItem};
 use crate::preprocess::ImageProcessor;
 use crate::progress::Progress;
@@ -187,7 +188,7 @@ impl ProbeTrainingPipeline {
         }
         Ok(Self {
             model,
-            normaliser: imagenet_normaliser(&processor),
+            normaliser: dense_normaliser(&processor),
             reader: processor,
             model_id: model_id.into(),
             options: options.clone(),
