@@ -320,3 +320,51 @@ fn pth_tensors_outside_their_storage_are_refused_at_open() {
         assert!(TensorStore::from_pth_bytes("junk.pth", junk.to_vec()).is_err());
     }
 }
+
+#[test]
+fn configs_with_absurd_sizes_are_refused_before_anything_is_allocated() {
+    // Found by the config_json fuzz target: 10^16 layers made the stage names alone ask for
+    // 2.4e17 bytes (an abort, not an error). Both generations, plain and nested.
+    let reg4: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("model/reg4/config.json")).expect("config"),
+    )
+    .expect("JSON");
+    let v3: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("dinov3/reg4/config.json")).expect("config"),
+    )
+    .expect("JSON");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.json");
+    for (base, name) in [(&reg4, "DINOv2"), (&v3, "DINOv3")] {
+        for (field, value, needle) in [
+            (
+                "num_hidden_layers",
+                9_999_999_999_999_999u64,
+                "this crate accepts",
+            ),
+            ("num_hidden_layers", 1025, "more than the 1024"),
+            ("hidden_size", 1 << 21, "more than the 1048576"),
+        ] {
+            let mut config = base.clone();
+            config[field] = value.into();
+            for nested in [false, true] {
+                let text = match nested {
+                    false => config.to_string(),
+                    true => serde_json::json!({
+                        "architectures": ["DepthAnythingForDepthEstimation"],
+                        "backbone_config": config,
+                    })
+                    .to_string(),
+                };
+                std::fs::write(&path, text).expect("write");
+                let err = dinoreg::ModelConfig::from_file(&path)
+                    .expect_err("an absurd size")
+                    .to_string();
+                assert!(
+                    err.contains(field) && err.contains(needle) && !err.contains('\n'),
+                    "{name} {field}={value} nested={nested}: {err}"
+                );
+            }
+        }
+    }
+}

@@ -127,6 +127,15 @@ pub(crate) struct CommonChecks<'a> {
     pub out_indices: Option<&'a [i64]>,
 }
 
+/// The most blocks a config may declare. The largest published ViTs have 40; the bound keeps a
+/// crafted `num_hidden_layers` from costing memory before any weight is read (the stage names
+/// alone are one string per block).
+pub const MAX_HIDDEN_LAYERS: usize = 1024;
+
+/// The largest value any size field may take (2²⁰): far above every published model (widths up to
+/// 4096, MLPs up to 16384), low enough that products of sizes cannot overflow.
+pub const MAX_SIZE_FIELD: usize = 1 << 20;
+
 impl CommonChecks<'_> {
     /// Runs the checks; errors name the field and are attributed to `<config>`.
     pub fn run(&self) -> Result<()> {
@@ -135,6 +144,21 @@ impl CommonChecks<'_> {
             if *v == 0 {
                 return Err(config_error(p, format!("{name} must be at least 1, got 0")));
             }
+            if *v > MAX_SIZE_FIELD {
+                return Err(config_error(
+                    p,
+                    format!("{name} is {v}, more than the {MAX_SIZE_FIELD} this crate accepts"),
+                ));
+            }
+        }
+        if self.num_hidden_layers > MAX_HIDDEN_LAYERS {
+            return Err(config_error(
+                p,
+                format!(
+                    "num_hidden_layers is {}, more than the {MAX_HIDDEN_LAYERS} this crate accepts (the largest published ViTs have 40)",
+                    self.num_hidden_layers
+                ),
+            ));
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(config_error(
