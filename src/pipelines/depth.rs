@@ -3,9 +3,10 @@
 //! heads, told apart by their tensors), each head with its own preprocessing and post-processing:
 //!
 //! - Depth-Anything (`depth_anything_v2/dpt.py` `image2tensor` / `infer_image`): aspect kept, both
-//!   sides at least `input_size` (518), multiples of the patch size, bicubic, ImageNet normalisation;
+//!   sides at least `input_size` (518), multiples of the patch size, bicubic, ImageNet normalisation (the
+//!   checkpoint processor's mean and std, ImageNet's for every published checkpoint);
 //!   the output resized back to the image with `align_corners=True`;
-//! - dinov2's heads (`dinov2/hub/depthers.py`): the image at its own size, ImageNet normalisation,
+//! - dinov2's heads (`dinov2/hub/depthers.py`): the image at its own size, the same normalisation,
 //!   centre-padded to a multiple of the patch size (`CenterPadding`); the output resized back with
 //!   `align_corners=False`.
 //!

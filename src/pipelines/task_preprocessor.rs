@@ -113,18 +113,18 @@ enum Recipe {
     Processor(ImageProcessor),
     /// The processor's normalisation, densely.
     Dense(ImageProcessor, DenseOptions),
-    /// Depth-Anything's resize, ImageNet normalisation.
+    /// Depth-Anything's resize, the processor's mean and std (ImageNet's for published checkpoints).
     DepthAnything {
         normaliser: ImageProcessor,
         lower_bound: usize,
         patch: usize,
     },
-    /// dinov2's depth heads: ImageNet normalisation, centre padding.
+    /// dinov2's depth heads: the processor's mean and std, centre padding.
     CenterPadding {
         normaliser: ImageProcessor,
         patch: usize,
     },
-    /// mmseg's first scale: ImageNet normalisation, bilinear resize.
+    /// mmseg's first scale: the processor's mean and std, bilinear resize.
     Segmentation {
         normaliser: ImageProcessor,
         short_side: Option<usize>,
