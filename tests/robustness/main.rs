@@ -3,5 +3,6 @@
 //! module per kind of input; the fuzz targets' crashes (`tests/fuzz/`) are replayed here on stable.
 
 mod checkpoints;
+mod fuzz_replay;
 mod images;
 mod index_files;
