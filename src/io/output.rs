@@ -82,15 +82,17 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 /// assert_eq!(disambiguate(&names), ["cat_0", "dog", "cat_2"]);
 /// ```
 pub fn disambiguate(names: &[String]) -> Vec<String> {
+    // Counted once, so a folder of many images costs one pass, not one per name.
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for name in names {
+        *counts.entry(name.as_str()).or_default() += 1;
+    }
     names
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            if names.iter().filter(|t| *t == s).count() > 1 {
-                format!("{s}_{i}")
-            } else {
-                s.clone()
-            }
+        .map(|(i, s)| match counts[s.as_str()] {
+            1 => s.clone(),
+            _ => format!("{s}_{i}"),
         })
         .collect()
 }
