@@ -36,10 +36,9 @@ fn load() -> LoadOptions {
     LoadOptions::default()
 }
 
-/// Asserts two pixel tensors are the same, value for value.
-fn same(what: &str, a: &Tensor, b: &Tensor) {
-    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
-    let diff = (a - b)
+/// The largest absolute difference between two tensors of one shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
         .unwrap()
         .abs()
         .unwrap()
@@ -48,7 +47,13 @@ fn same(what: &str, a: &Tensor, b: &Tensor) {
         .max(0)
         .unwrap()
         .to_scalar::<f32>()
-        .unwrap();
+        .unwrap()
+}
+
+/// Asserts two pixel tensors are the same, value for value.
+fn same(what: &str, a: &Tensor, b: &Tensor) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    let diff = max_abs_diff(a, b);
     assert_eq!(diff, 0.0, "{what}: pixels differ by {diff}");
 }
 
@@ -381,26 +386,8 @@ fn dense_tasks_normalise_with_the_checkpoints_statistics() {
     let imagenet = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
     let a = unnormalise(&lvd, imagenet.0, imagenet.1);
     let b = unnormalise(&satellite, sat_mean, sat_std);
-    let diff = (&a - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_diff(&a, &b);
     assert!(diff < 1e-5, "the same image after unnormalising: {diff}");
-    let moved = (&lvd - &satellite)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let moved = max_abs_diff(&lvd, &satellite);
     assert!(moved > 0.1, "the satellite statistics were not used");
 }
