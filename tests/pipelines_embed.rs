@@ -1,10 +1,12 @@
 //! The embedding pipeline used directly, on the retrieval fixture model: its rows are HF's
 //! descriptors (tests/fixtures/gen_retrieval.py), a cancelled collection job stops with
 //! `Error::Interrupted` and resumes to the files of an uninterrupted one, a query embedded through
-//! `for_index` finds its own image, and the searcher agrees exactly and approximately.
+//! `for_index` finds its own image, the searcher agrees exactly and approximately, and a 16-bit
+//! gray PNG is a note of the job's progress when it is decoded (and only then).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use dinoreg::pipelines::EmbeddingPipeline;
 use dinoreg::progress::Progress;
@@ -185,4 +187,61 @@ fn invalid_options_fail_when_the_pipeline_is_built() {
     )
     .expect_err("negative GeM power");
     assert!(err.to_string().contains("GeM"), "{err}");
+}
+
+/// Keeps the notes.
+#[derive(Default)]
+struct Notes(Mutex<Vec<String>>);
+
+impl Progress for Notes {
+    fn note(&self, message: &str) {
+        self.0.lock().expect("notes").push(message.to_string());
+    }
+}
+
+impl Notes {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("notes"))
+    }
+}
+
+#[test]
+fn a_sixteen_bit_gray_png_is_noted_when_decoded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gray16 = tmp.path().join("gray16.png");
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(40, 30, |x, _| {
+        image::Luma([x as u16 * 1500])
+    })
+    .save(&gray16)
+    .expect("gray16");
+    let gray8 = tmp.path().join("gray8.png");
+    image::GrayImage::from_fn(40, 30, |x, _| image::Luma([x as u8 * 6]))
+        .save(&gray8)
+        .expect("gray8");
+    let images = vec![gray8.clone(), gray16.clone(), photos()[1].clone()];
+    let pipeline = pipeline(&EmbedOptions::default().with_batch_size(2));
+    let notes = Notes::default();
+    let out = tmp.path().join("index");
+    let report = pipeline.embed_into(&images, &out, &notes).expect("embed");
+    assert!(report.complete && report.skipped.is_empty());
+    assert_eq!(
+        notes.take(),
+        [format!(
+            "warning: {} is a 16-bit grayscale PNG: read as PIL and HF read it, values clipped to 255 (often all white); convert it to 8 bits to see its content",
+            gray16.display()
+        )],
+        "one note, for the 16-bit image only"
+    );
+    // A resumed job decodes nothing again, so it says nothing again.
+    let report = pipeline.embed_into(&images, &out, &notes).expect("resume");
+    assert_eq!(report.resumed, 3);
+    assert!(notes.take().is_empty());
+    // The processor alone: the note through a progress, none for the 8-bit image.
+    let processor = pipeline.processor();
+    processor.read_with_progress(&gray8, &notes).expect("gray8");
+    assert!(notes.take().is_empty());
+    processor
+        .read_with_progress(&gray16, &notes)
+        .expect("gray16");
+    assert_eq!(notes.take().len(), 1);
 }

@@ -1,14 +1,16 @@
 //! The picture pipelines used directly, on the retrieval fixture model: their pictures are the ones
 //! `viz` draws from the same dense inputs, one PCA or a joint one, the attention pictures are saved
 //! under the names `dinoreg attention` uses with a summary in its JSON, and the output files of
-//! several images are named per image.
+//! several images are named per image, and a 16-bit gray PNG is a note of the run's progress.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use dinoreg::pipelines::{
     AttentionPipeline, AttentionPipelineOptions, PcaPipeline, PcaPipelineOptions,
 };
 use dinoreg::preprocess::ImageProcessor;
+use dinoreg::progress::Progress;
 use dinoreg::viz::{
     attention_pictures, pca_pictures, picture_files, picture_options, AttentionOptions,
     AttentionSaveOptions, DenseImage, Interpolation, PcaOptions,
@@ -178,4 +180,61 @@ fn several_images_get_one_file_each() {
     assert_eq!(names, ["cat_0_pca.png", "cat_1_pca.png", "dog_pca.png"]);
     let err = picture_files(tmp.path().join("one.png"), &images, "pca").expect_err("one file");
     assert!(err.to_string().contains("give a folder"), "{err}");
+}
+
+/// Keeps the notes.
+#[derive(Default)]
+struct Notes(Mutex<Vec<String>>);
+
+impl Progress for Notes {
+    fn note(&self, message: &str) {
+        self.0.lock().expect("notes").push(message.to_string());
+    }
+}
+
+impl Notes {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("notes"))
+    }
+}
+
+#[test]
+fn sixteen_bit_gray_pngs_are_noted_once_each_when_decoded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gray16 = tmp.path().join("gray16.png");
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(60, 40, |x, _| {
+        image::Luma([x as u16 * 1000])
+    })
+    .save(&gray16)
+    .expect("gray16");
+    let paths = vec![photos()[0].clone(), gray16.clone()];
+    let only_gray16 = |notes: Vec<String>| {
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(&format!(
+                "warning: {} is a 16-bit grayscale PNG",
+                gray16.display()
+            )),
+            "{notes:?}"
+        );
+    };
+    let notes = Notes::default();
+    for joint in [false, true] {
+        let options = PcaPipelineOptions::default()
+            .with_short_side(Some(28))
+            .with_joint(joint);
+        let pca =
+            PcaPipeline::from_pretrained(MODEL, &options, &LoadOptions::default()).expect("pca");
+        pca.run_paths(&paths, &notes).expect("pictures");
+        only_gray16(notes.take());
+    }
+    let options = AttentionPipelineOptions::default().with_short_side(Some(28));
+    let attention =
+        AttentionPipeline::from_pretrained(MODEL, &options, &LoadOptions::default()).expect("att");
+    attention
+        .for_each_path(&paths, &notes, |_, _| Ok(()))
+        .expect("attention");
+    only_gray16(notes.take());
+    // Without a progress, a single image is still drawn (the note has nowhere to go).
+    attention.run_path(&gray16).expect("one image");
 }

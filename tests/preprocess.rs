@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dinoreg::io::image::{decode_image, read_rgb, AlphaMode, DecodeLimits};
+use dinoreg::io::image::{
+    decode_image, decode_image_noted, is_gray16_png, read_rgb, AlphaMode, DecodeLimits, DecodeNote,
+};
 use dinoreg::io::npy::{read_array, read_pixels, write_array};
 use dinoreg::preprocess::{
     resize_rgb8, DenseOptions, ImageProcessor, Multiple, PadAnchor, ProcessorConfig, Resample, Size,
@@ -168,6 +170,41 @@ fn variants_convert_to_rgb_like_pil() {
             );
         }
     }
+}
+
+#[test]
+fn only_sixteen_bit_gray_pngs_are_noted_when_decoded() {
+    let files = [
+        "gray.png",
+        "gray_alpha.png",
+        "rgba.png",
+        "palette.png",
+        "palette_trns.png",
+        "gray16.png",
+        "rgb16.png",
+        "formats.tiff",
+        "formats.webp",
+    ];
+    for name in files {
+        let path = fixture(name);
+        let notes = decode_image_noted(&path, &DecodeLimits::default())
+            .unwrap()
+            .notes;
+        let gray16 = name == "gray16.png";
+        assert_eq!(
+            notes == [DecodeNote::Gray16Png],
+            gray16,
+            "{name}: {notes:?}"
+        );
+        assert!(gray16 || notes.is_empty(), "{name}: {notes:?}");
+        // The header check agrees (for these files, none of them a 16-bit gray PNG with tRNS).
+        assert_eq!(is_gray16_png(&path), gray16, "{name}");
+    }
+    let message = DecodeNote::Gray16Png.message(Path::new("a/b.png"));
+    assert_eq!(
+        message,
+        "warning: a/b.png is a 16-bit grayscale PNG: read as PIL and HF read it, values clipped to 255 (often all white); convert it to 8 bits to see its content"
+    );
 }
 
 #[test]

@@ -70,7 +70,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.model.load_options()?,
     )?;
     let paths = expand_images(&args.images)?;
-    super::common::warn_gray16(&paths);
     let stems = unique_stems(&paths);
     let save = AttentionSaveOptions::default().with_registers(args.registers);
     set_interrupt_hint("the pictures of the images done are written");

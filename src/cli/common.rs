@@ -50,29 +50,13 @@ impl InputArgs {
         Ok(Some(pixels.to_device(model.device())?))
     }
 
-    /// The `--image` files, folders expanded (16-bit gray PNGs warned about); an error when none was
-    /// given.
+    /// The `--image` files, folders expanded; an error when none was given. (A 16-bit gray PNG is
+    /// warned about when the pipeline decodes it, through its progress.)
     pub fn image_paths(&self) -> anyhow::Result<Vec<PathBuf>> {
         if self.images.is_empty() {
             bail!("no input: give --image FILE (or a folder) or --pixels FILE.npy");
         }
-        let paths = dinoreg::pipelines::expand_images(&self.images)?;
-        warn_gray16(&paths);
-        Ok(paths)
-    }
-}
-
-/// Warns once per image about 16-bit grayscale PNGs, which PIL, HF and dinoreg read clipped to 255
-/// (usually all white).
-pub fn warn_gray16(paths: &[PathBuf]) {
-    for p in paths
-        .iter()
-        .filter(|p| dinoreg::io::image::is_gray16_png(p))
-    {
-        eprintln!(
-            "warning: {} is a 16-bit grayscale PNG: read as PIL and HF read it, values clipped to 255 (often all white); convert it to 8 bits to see its content",
-            p.display()
-        );
+        Ok(dinoreg::pipelines::expand_images(&self.images)?)
     }
 }
 

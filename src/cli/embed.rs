@@ -76,7 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|s| parse_shard(s, |k| std::env::var(k).ok()))
         .transpose()?;
     let images = expand_images(&args.images)?;
-    super::common::warn_gray16(&images);
     let options = EmbedOptions::default()
         .with_descriptor(descriptor)
         .with_batch_size(args.batch_size)

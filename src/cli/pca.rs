@@ -74,7 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pipeline =
         PcaPipeline::from_pretrained(&args.model.model, &options, &args.model.load_options()?)?;
     let paths = expand_images(&args.images)?;
-    super::common::warn_gray16(&paths);
     let targets = picture_files(&args.output, &paths, "pca")?;
     let pictures = pipeline.run_paths(&paths, &Bar::new())?;
     for (picture, target) in pictures.iter().zip(&targets) {

@@ -12,10 +12,15 @@
 //!
 //! EXIF orientation is not applied (neither PIL's `open` nor transformers apply it).
 //! Output: an [`image::RgbImage`] (H x W x 3, u8).
+//!
+//! What the decoder notices that the user should hear about (a 16-bit gray PNG, clipped to 255, is
+//! usually all white) comes out of [`decode_image_noted`] as [`DecodeNote`]s, from the one reading of
+//! the file; the library prints nothing, the pipelines hand the notes to
+//! [`Progress::note`](crate::progress::Progress::note).
 
 use std::path::Path;
 
-use image::{DynamicImage, ImageError, ImageReader, RgbImage};
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use crate::{Error, Result};
 
@@ -114,11 +119,50 @@ pub enum AlphaMode {
     Drop,
 }
 
+/// Something the decoder noticed about an image that its user should hear about.
+///
+/// The library prints nothing: the pipelines pass [`DecodeNote::message`] to
+/// [`Progress::note`](crate::progress::Progress::note), once per image decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeNote {
+    /// A 16-bit grayscale PNG (PIL mode `I;16`), read as PIL and HF read it: values clipped to 255,
+    /// which usually makes it all white.
+    Gray16Png,
+}
+
+impl DecodeNote {
+    /// The one-line warning about the image at `path` (starting with `warning: `).
+    pub fn message(self, path: &Path) -> String {
+        match self {
+            DecodeNote::Gray16Png => format!(
+                "warning: {} is a 16-bit grayscale PNG: read as PIL and HF read it, values clipped to 255 (often all white); convert it to 8 bits to see its content",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// A decoded image and what the decoder noticed about it ([`decode_image_noted`]).
+#[derive(Debug, Clone)]
+pub struct NotedImage {
+    /// The decoded image.
+    pub image: DynamicImage,
+    /// What the user should hear about it (none for most images).
+    pub notes: Vec<DecodeNote>,
+}
+
 /// Decodes the image at `path` (format guessed from the content, then the extension) within `limits`.
 ///
 /// Every failure (missing file, unknown format, corrupt or truncated data, limits exceeded) is an
 /// [`Error::Image`] naming the file.
 pub fn decode_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> {
+    Ok(decode_image_noted(path, limits)?.image)
+}
+
+/// [`decode_image`], with what the decoder noticed ([`DecodeNote`]), found from the format and the
+/// decoded image of the one reading of the file.
+pub fn decode_image_noted(path: &Path, limits: &DecodeLimits) -> Result<NotedImage> {
     let fail = |reason: String| Error::Image {
         path: path.to_path_buf(),
         reason,
@@ -144,16 +188,27 @@ pub fn decode_image_bytes(
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| fail(io_reason(&e)))?;
-    decode_with(reader, limits).map_err(fail)
+    Ok(decode_with(reader, limits).map_err(fail)?.image)
 }
 
-/// Decodes with the limits set; the reason of a failure.
+/// Decodes with the limits set, noting what the user should hear about; the reason of a failure.
 fn decode_with<R: std::io::BufRead + std::io::Seek>(
     mut reader: ImageReader<R>,
     limits: &DecodeLimits,
-) -> std::result::Result<DynamicImage, String> {
+) -> std::result::Result<NotedImage, String> {
     reader.limits(limits.to_image_limits());
-    reader.decode().map_err(|e| decode_reason(&e, limits))
+    let format = reader.format();
+    let image = reader.decode().map_err(|e| decode_reason(&e, limits))?;
+    // The image crate decodes a PNG of colour type 0 and depth 16 (without tRNS, which becomes an
+    // alpha channel) as Luma16: the image `to_rgb8` clips, as PIL reads mode `I;16`.
+    let gray16_png =
+        format == Some(ImageFormat::Png) && matches!(image, DynamicImage::ImageLuma16(_));
+    let notes = if gray16_png {
+        vec![DecodeNote::Gray16Png]
+    } else {
+        Vec::new()
+    };
+    Ok(NotedImage { image, notes })
 }
 
 /// Decodes the image at `path` and converts it to RGB (see the module docs).
@@ -281,7 +336,9 @@ fn decode_reason(e: &ImageError, limits: &DecodeLimits) -> String {
 }
 
 /// Whether `path` is a 16-bit grayscale PNG (PIL mode `I;16`), read from its header only. Such an
-/// image is clipped to 255 as PIL and HF do, which usually makes it all white: callers warn.
+/// image is clipped to 255 as PIL and HF do, which usually makes it all white. A file about to be
+/// decoded anyway needs no second opening: [`decode_image_noted`] notes it
+/// ([`DecodeNote::Gray16Png`]).
 pub fn is_gray16_png(path: &Path) -> bool {
     use std::io::Read;
     let mut header = [0u8; 26];

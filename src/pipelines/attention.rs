@@ -12,6 +12,7 @@ use image::RgbImage;
 
 use super::pictures::{PictureOptions, PicturePipeline};
 use super::task::Task;
+use crate::progress::Progress;
 use crate::viz::{
     attention_pictures, AttentionOptions, AttentionPictures, AttentionSummary, DenseImage,
     Interpolation, PICTURE_SHORT_SIDE,
@@ -106,23 +107,28 @@ impl PicturePipeline<AttentionPipelineOptions> {
 
     /// The pictures of the image file at `path`.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<AttentionResult> {
-        let path = path.as_ref();
-        self.result(&self.read(path)?, &path.display().to_string())
+        self.run_path_with(path.as_ref(), &())
     }
 
     /// The pictures of several image files, one at a time, each handed to `sink` as soon as it is
     /// drawn (so a long run keeps what it did); reported to `progress` as stage `"images"`, stopping
-    /// with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled.
+    /// with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled. What the decoder
+    /// notices about an image (a 16-bit grayscale PNG) is a note of `progress`.
     pub fn for_each_path<P: AsRef<Path>>(
         &self,
         paths: &[P],
-        progress: &dyn crate::progress::Progress,
+        progress: &dyn Progress,
         mut sink: impl FnMut(&P, AttentionResult) -> Result<()>,
     ) -> Result<()> {
         crate::progress::for_each_reported(progress, "images", paths, |p| {
-            sink(p, self.run_path(p)?)
+            sink(p, self.run_path_with(p.as_ref(), progress)?)
         })?;
         Ok(())
+    }
+
+    /// [`AttentionPipeline::run_path`], the decoder's notes told to `progress`.
+    fn run_path_with(&self, path: &Path, progress: &dyn Progress) -> Result<AttentionResult> {
+        self.result(&self.read(path, progress)?, &path.display().to_string())
     }
 
     fn result(&self, image: &DenseImage, name: &str) -> Result<AttentionResult> {

@@ -111,14 +111,18 @@ impl ClassificationPipeline {
     }
 
     /// Classes of several image files, one forward each (reported to `progress` as stage `"images"`,
-    /// stopping with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled), with the
+    /// stopping with [`Error::Interrupted`](crate::Error::Interrupted) when it is cancelled, with what
+    /// the decoder notices about an image, such as a 16-bit grayscale PNG, as notes), with the
     /// logits concatenated in order: the same numbers as [`ClassificationPipeline::run_batch`].
     pub fn run_batch_with_progress(
         &self,
         paths: &[impl AsRef<Path>],
         progress: &dyn crate::progress::Progress,
     ) -> Result<Classification> {
-        let parts = crate::pipelines::batch::each("images", paths, progress, |p| self.run_path(p))?;
+        let processor = self.input.processor();
+        let parts = crate::pipelines::batch::each("images", paths, progress, |p| {
+            self.run_image(&processor.read_with_progress(p, progress)?)
+        })?;
         let logits: Vec<Tensor> = parts.iter().map(|c| c.logits.clone()).collect();
         Ok(Classification {
             logits: Tensor::cat(&logits, 0)?,

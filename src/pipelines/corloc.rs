@@ -257,7 +257,7 @@ impl CorLocPipeline {
         progress.begin("images", Some(items.len() as u64));
         for (i, item) in items.iter().enumerate() {
             check_cancelled(progress, i, items.len())?;
-            match self.row(item, &mut score) {
+            match self.row(item, &mut score, progress) {
                 Ok(row) => images.push(row),
                 Err(e) => {
                     let error = ItemError {
@@ -282,8 +282,10 @@ impl CorLocPipeline {
     }
 
     /// Discovers the object of one item and scores it.
-    fn row(&self, item: &GtItem, score: &mut CorLoc) -> Result<CorLocRow> {
-        let found = self.discovery.run_path(&item.image)?;
+    fn row(&self, item: &GtItem, score: &mut CorLoc, progress: &dyn Progress) -> Result<CorLocRow> {
+        let found = self
+            .discovery
+            .run_path_with_progress(&item.image, progress)?;
         let d = &found.discovery;
         let result = score
             .add(item.name.clone(), d.bbox.map(|v| v as f32), &item.boxes)

@@ -255,8 +255,12 @@ impl DepthPipeline {
 
     /// Depth of the image file at `path`, at its size.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<DepthMap> {
-        let path = path.as_ref();
-        let map = self.run_image(&self.reader.read(path)?)?;
+        self.run_path_with(path.as_ref(), &())
+    }
+
+    /// [`DepthPipeline::run_path`], the decoder's notes told to `progress`.
+    fn run_path_with(&self, path: &Path, progress: &dyn Progress) -> Result<DepthMap> {
+        let map = self.run_image(&self.reader.read_with_progress(path, progress)?)?;
         Ok(map.with_name(InputName::File(path.to_path_buf())))
     }
 
@@ -265,13 +269,16 @@ impl DepthPipeline {
         self.run_batch_with_progress(paths, &())
     }
 
-    /// [`DepthPipeline::run_batch`], reporting each image to `progress` (stage `"images"`) and
-    /// stopping with [`Error::Interrupted`] when it is cancelled.
+    /// [`DepthPipeline::run_batch`], reporting each image to `progress` (stage `"images"`, with what
+    /// the decoder notices about it, such as a 16-bit grayscale PNG, as a note) and stopping with
+    /// [`Error::Interrupted`] when it is cancelled.
     pub fn run_batch_with_progress(
         &self,
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<DepthMap>> {
-        each("images", paths, progress, |p| self.run_path(p))
+        each("images", paths, progress, |p| {
+            self.run_path_with(p.as_ref(), progress)
+        })
     }
 }

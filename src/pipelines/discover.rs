@@ -248,22 +248,35 @@ impl DiscoveryPipeline {
 
     /// The object in the image file at `path` (decoded with the processor's limits).
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<DiscoveredObject> {
+        self.run_path_with_progress(path, &())
+    }
+
+    /// [`DiscoveryPipeline::run_path`], telling `progress` what the decoder noticed about the image
+    /// (a 16-bit grayscale PNG) as notes.
+    pub(crate) fn run_path_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        progress: &dyn Progress,
+    ) -> Result<DiscoveredObject> {
         let path = path.as_ref();
         self.run_image(
-            &self.processor.read(path)?,
+            &self.processor.read_with_progress(path, progress)?,
             InputName::File(path.to_path_buf()),
         )
     }
 
     /// The objects of several image files, in order, one at a time (images of different sizes make
-    /// different grids, so they do not share a batch). Reports each image to `progress` and stops
-    /// with [`Error::Interrupted`] when it is cancelled; the first failing image stops the run.
+    /// different grids, so they do not share a batch). Reports each image to `progress` (and what the
+    /// decoder notices about it, such as a 16-bit grayscale PNG, as a note) and stops with
+    /// [`Error::Interrupted`] when it is cancelled; the first failing image stops the run.
     pub fn run_paths(
         &self,
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<DiscoveredObject>> {
-        for_each_reported(progress, "images", paths, |path| self.run_path(path))
+        for_each_reported(progress, "images", paths, |path| {
+            self.run_path_with_progress(path, progress)
+        })
     }
 
     /// The picture of `object` over `image` (the image it was found in, or the pixels it was found in

@@ -227,7 +227,8 @@ impl FeaturesPipeline {
     }
 
     /// Features of several image files, one forward each (reported to `progress` as stage
-    /// `"images"`, stopping with [`Error::Interrupted`] when it is cancelled), concatenated along the
+    /// `"images"`, stopping with [`Error::Interrupted`] when it is cancelled, with what the decoder
+    /// notices about an image, such as a 16-bit grayscale PNG, as notes), concatenated along the
     /// batch axis in order: the same numbers as [`FeaturesPipeline::run_batch`]. They must come out
     /// the same size.
     pub fn run_batch_with_progress(
@@ -236,7 +237,7 @@ impl FeaturesPipeline {
         progress: &dyn Progress,
     ) -> Result<Features> {
         let parts = each("images", paths, progress, |p| {
-            let features = self.run_path(p)?;
+            let features = self.run_image(&self.processor.read_with_progress(p, progress)?)?;
             Ok((p.as_ref().to_path_buf(), features))
         })?;
         concat_features(&parts)

@@ -100,22 +100,25 @@ impl PicturePipeline<PcaPipelineOptions> {
 
     /// The PCA picture of the image file at `path`, at its size.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<RgbImage> {
-        self.picture(&self.read(path)?)
+        self.picture(&self.read(path, &())?)
     }
 
     /// The pictures of several image files, in order: one joint PCA over all of them when the
     /// options ask for it, else one per image (reported to `progress`, which can stop the run with
-    /// [`Error::Interrupted`](crate::Error::Interrupted)).
+    /// [`Error::Interrupted`](crate::Error::Interrupted), and hears as notes what the decoder
+    /// notices about an image, such as a 16-bit grayscale PNG).
     pub fn run_paths(
         &self,
         paths: &[impl AsRef<Path>],
         progress: &dyn Progress,
     ) -> Result<Vec<RgbImage>> {
         if self.options().joint {
-            let images = for_each_reported(progress, "images", paths, |p| self.read(p))?;
+            let images = for_each_reported(progress, "images", paths, |p| self.read(p, progress))?;
             self.pictures(&images)
         } else {
-            for_each_reported(progress, "images", paths, |p| self.run_path(p))
+            for_each_reported(progress, "images", paths, |p| {
+                self.picture(&self.read(p, progress)?)
+            })
         }
     }
 

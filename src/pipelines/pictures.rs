@@ -12,6 +12,7 @@ use super::task::Task;
 use super::task_preprocessor::TaskPreprocessor;
 use crate::model::{DinoModel, LoadOptions, Vit};
 use crate::preprocess::{DenseOptions, ImageProcessor};
+use crate::progress::Progress;
 use crate::viz::{picture_options, DenseImage};
 use crate::Result;
 
@@ -86,8 +87,13 @@ impl<O: PictureOptions> PicturePipeline<O> {
         DenseImage::from_image(&self.processor, image, &self.dense, self.model.device())
     }
 
-    /// The image at `path`, decoded, with its dense input.
-    pub(crate) fn read(&self, path: impl AsRef<Path>) -> Result<DenseImage> {
-        self.dense_image(self.processor.read(path)?)
+    /// The image at `path`, decoded, with its dense input; what the decoder noticed is told to
+    /// `progress`.
+    pub(crate) fn read(
+        &self,
+        path: impl AsRef<Path>,
+        progress: &dyn Progress,
+    ) -> Result<DenseImage> {
+        self.dense_image(self.processor.read_with_progress(path, progress)?)
     }
 }

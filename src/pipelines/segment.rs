@@ -368,8 +368,12 @@ impl SegmentationPipeline {
 
     /// Segmentation of the image file at `path`, at its size.
     pub fn run_path(&self, path: impl AsRef<Path>) -> Result<SegmentationMap> {
-        let path = path.as_ref();
-        let map = self.run_image(&self.reader.read(path)?)?;
+        self.run_path_with(path.as_ref(), &())
+    }
+
+    /// [`SegmentationPipeline::run_path`], the decoder's notes told to `progress`.
+    fn run_path_with(&self, path: &Path, progress: &dyn Progress) -> Result<SegmentationMap> {
+        let map = self.run_image(&self.reader.read_with_progress(path, progress)?)?;
         Ok(map.with_name(InputName::File(path.to_path_buf())))
     }
 
@@ -381,7 +385,8 @@ impl SegmentationPipeline {
     /// [`SegmentationPipeline::run_batch`], reporting to `progress` and stopping with
     /// [`Error::Interrupted`] when it is cancelled: one image is reported window by window (stage
     /// `"windows"`, over every scale and flip, so a long multi-scale run shows itself), several image
-    /// by image (stage `"images"`).
+    /// by image (stage `"images"`). What the decoder notices about an image (a 16-bit grayscale PNG)
+    /// is a note of `progress`.
     pub fn run_batch_with_progress(
         &self,
         paths: &[impl AsRef<Path>],
@@ -389,11 +394,13 @@ impl SegmentationPipeline {
     ) -> Result<Vec<SegmentationMap>> {
         if let [path] = paths {
             let path = path.as_ref();
-            let image = self.reader.read(path)?;
+            let image = self.reader.read_with_progress(path, progress)?;
             let map = self.run_image_with_progress(&image, progress)?;
             return Ok(vec![map.with_name(InputName::File(path.to_path_buf()))]);
         }
-        each("images", paths, progress, |p| self.run_path(p))
+        each("images", paths, progress, |p| {
+            self.run_path_with(p.as_ref(), progress)
+        })
     }
 
     /// [`SegmentationPipeline::run_image`], reporting each window to `progress` (stage `"windows"`)

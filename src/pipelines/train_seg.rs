@@ -224,8 +224,14 @@ impl ProbeTrainingPipeline {
     /// The training sample of one item: the backbone features `(C_in, h, w)` (from the cache when
     /// present) and the labels resized to the training size.
     pub fn sample(&self, item: &ProbeItem) -> Result<Sample> {
+        self.sample_with(item, &())
+    }
+
+    /// [`ProbeTrainingPipeline::sample`], the decoder's notes (a 16-bit grayscale PNG) told to
+    /// `progress`.
+    fn sample_with(&self, item: &ProbeItem, progress: &dyn Progress) -> Result<Sample> {
         let image = &item.files.image;
-        let rgb = self.reader.read(image)?;
+        let rgb = self.reader.read_with_progress(image, progress)?;
         let original = (rgb.height() as usize, rgb.width() as usize);
         if item.labels.size() != original {
             return Err(Error::input(
@@ -306,7 +312,9 @@ impl ProbeTrainingPipeline {
         progress: &dyn Progress,
     ) -> Result<TrainedSegmentationHead> {
         let items: Vec<&ProbeItem> = data.train().iter().chain(data.val()).collect();
-        let mut train = each("features", &items, progress, |item| self.sample(item))?;
+        let mut train = each("features", &items, progress, |item| {
+            self.sample_with(item, progress)
+        })?;
         let val = train.split_off(data.train().len());
         let config = ProbeConfig {
             num_classes: data.num_classes(),

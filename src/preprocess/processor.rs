@@ -20,8 +20,9 @@ use rayon::prelude::*;
 
 use super::config::{ProcessorConfig, ProcessorKind};
 use super::resample::{resize_rgb8, resize_window_rgb8, Window};
-use crate::io::image::{read_rgb, to_rgb8, AlphaMode, DecodeLimits};
+use crate::io::image::{decode_image_noted, to_rgb8, AlphaMode, DecodeLimits, DecodeNote};
 use crate::io::npy::array_to_tensor;
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// An image-size error of the processors (`InvalidInput` named `image`) as an [`Error::Image`] naming
@@ -33,6 +34,13 @@ pub(crate) fn name_image(e: Error, path: &Path) -> Error {
             reason,
         },
         other => other,
+    }
+}
+
+/// Tells `progress` the notes of the image at `path`, one [`Progress::note`] each.
+pub(crate) fn report_notes(progress: &dyn Progress, path: &Path, notes: &[DecodeNote]) {
+    for note in notes {
+        progress.note(&note.message(path));
     }
 }
 
@@ -101,8 +109,31 @@ impl ImageProcessor {
     }
 
     /// Decodes `path` and converts it to RGB ([`Error::Image`] naming the file on failure).
+    ///
+    /// What the decoder notices (a 16-bit grayscale PNG, clipped to 255) is dropped here;
+    /// [`ImageProcessor::read_with_progress`] tells it to a [`Progress`].
     pub fn read(&self, path: impl AsRef<Path>) -> Result<RgbImage> {
-        read_rgb(path.as_ref(), &self.limits, self.alpha)
+        self.read_with_progress(path, &())
+    }
+
+    /// [`ImageProcessor::read`], telling `progress` what the decoder noticed about the image as
+    /// [`Progress::note`]s (a [`DecodeNote::message`], such as the warning about a 16-bit grayscale
+    /// PNG), from the one reading of the file.
+    pub fn read_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        progress: &dyn Progress,
+    ) -> Result<RgbImage> {
+        let path = path.as_ref();
+        let (image, notes) = self.read_noted(path)?;
+        report_notes(progress, path, &notes);
+        Ok(image)
+    }
+
+    /// Decodes `path` to RGB, with what the decoder noticed.
+    fn read_noted(&self, path: &Path) -> Result<(RgbImage, Vec<DecodeNote>)> {
+        let decoded = decode_image_noted(path, &self.limits)?;
+        Ok((to_rgb8(&decoded.image, self.alpha), decoded.notes))
     }
 
     /// The resize step alone (a copy when `do_resize` is off or the size does not change).
@@ -221,9 +252,15 @@ impl ImageProcessor {
     /// Decodes and preprocesses the image at `path`: (3, H, W). An image that preprocesses to more
     /// than the output limit is an [`Error::Image`] naming the file.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Array3<f32>> {
-        let path = path.as_ref();
-        self.preprocess(&self.read(path)?)
-            .map_err(|e| name_image(e, path))
+        Ok(self.load_noted(path.as_ref())?.0)
+    }
+
+    /// [`ImageProcessor::load`], with what the decoder noticed (for a caller that reports it later,
+    /// from another thread than the decoding one).
+    pub(crate) fn load_noted(&self, path: &Path) -> Result<(Array3<f32>, Vec<DecodeNote>)> {
+        let (image, notes) = self.read_noted(path)?;
+        let pixels = self.preprocess(&image).map_err(|e| name_image(e, path))?;
+        Ok((pixels, notes))
     }
 
     /// Decodes and preprocesses the images in parallel: (B, 3, H, W). All must come out the same size

@@ -27,8 +27,10 @@ use super::chunks::{check_path, Journal, Outcome, Record};
 use super::descriptor::Descriptor;
 use super::shard::Shard;
 use super::store::{ensure_dir, Embeddings, IndexMeta, Skipped, FORMAT_VERSION};
+use crate::io::image::DecodeNote;
 use crate::io::npy::array_to_tensor;
 use crate::model::Vit;
+use crate::preprocess::processor::report_notes;
 use crate::preprocess::ImageProcessor;
 use crate::progress::{check_cancelled, Progress};
 use crate::{Error, Result};
@@ -115,8 +117,13 @@ pub struct EmbedJob<'a> {
     model_id: &'a str,
 }
 
-/// One decoded batch: the items with their pixels or why they failed.
-type Decoded = Vec<(String, std::result::Result<Array3<f32>, String>)>;
+/// One decoded batch: the items with their pixels or why they failed, and what the decoder noticed
+/// about each (told to the progress when the batch is embedded).
+type Decoded = Vec<(
+    String,
+    std::result::Result<Array3<f32>, String>,
+    Vec<DecodeNote>,
+)>;
 
 impl<'a> EmbedJob<'a> {
     /// A job running `model` on images preprocessed by `processor`; `model_id` (an absolute folder or a
@@ -135,9 +142,10 @@ impl<'a> EmbedJob<'a> {
     }
 
     /// [`EmbedJob::run`], reporting images to `progress` (the stage `"images"`: the job's images,
-    /// those done by earlier runs first). When `progress` is cancelled the job stops before its next
-    /// batch and returns [`Error::Interrupted`]; the finished batches are kept, so running it again
-    /// resumes.
+    /// those done by earlier runs first) and telling it, as notes, what the decoder noticed about the
+    /// images embedded (a 16-bit grayscale PNG, clipped to 255). When `progress` is cancelled the job
+    /// stops before its next batch and returns [`Error::Interrupted`]; the finished batches are kept,
+    /// so running it again resumes.
     pub fn run_with_progress(
         &self,
         images: &[PathBuf],
@@ -173,11 +181,9 @@ impl<'a> EmbedJob<'a> {
                 for group in groups {
                     let decoded: Decoded = group
                         .par_iter()
-                        .map(|p| {
-                            (
-                                (*p).clone(),
-                                processor.load(p.as_str()).map_err(skip_reason),
-                            )
+                        .map(|p| match processor.load_noted(Path::new(p.as_str())) {
+                            Ok((pixels, notes)) => ((*p).clone(), Ok(pixels), notes),
+                            Err(e) => ((*p).clone(), Err(skip_reason(e)), Vec::new()),
                         })
                         .collect();
                     if tx.send(decoded).is_err() {
@@ -187,6 +193,9 @@ impl<'a> EmbedJob<'a> {
             });
             for decoded in rx.iter() {
                 check_cancelled(progress, resumed + processed, items.len())?;
+                for (path, _, notes) in &decoded {
+                    report_notes(progress, Path::new(path), notes);
+                }
                 let records = self.embed_batch(decoded, &opts.descriptor)?;
                 journal.append(&records)?;
                 embedded += records
@@ -267,7 +276,7 @@ impl<'a> EmbedJob<'a> {
     fn embed_batch(&self, decoded: Decoded, descriptor: &Descriptor) -> Result<Vec<Record>> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; decoded.len()];
         let mut by_size: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-        for (i, (_, result)) in decoded.iter().enumerate() {
+        for (i, (_, result, _)) in decoded.iter().enumerate() {
             match result {
                 Ok(a) => by_size.entry((a.dim().1, a.dim().2)).or_default().push(i),
                 Err(reason) => outcomes[i] = Some(Outcome::Skipped(reason.clone())),
@@ -294,7 +303,7 @@ impl<'a> EmbedJob<'a> {
         Ok(decoded
             .into_iter()
             .zip(outcomes)
-            .map(|((path, _), outcome)| Record {
+            .map(|((path, _, _), outcome)| Record {
                 path,
                 outcome: outcome.unwrap_or_else(|| Outcome::Skipped("not processed".into())),
             })
