@@ -109,6 +109,30 @@ fn check_path(path: &str) -> f32 {
         compare(&format!("attention {i}"), a, b);
     }
 
+    // Wide enough that every product is split by columns between two threads (each thread
+    // applying the bias and GELU to its own columns): random weights, fused against generic.
+    let config = dinoreg::Dinov2Config {
+        hidden_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_register_tokens: 2,
+        ..Default::default()
+    };
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let (f, g) = two.install(|| {
+        let px = Tensor::randn(0f32, 1.0, (2, 3, 56, 70), &candle::Device::Cpu).unwrap();
+        let run = |fused: bool| {
+            let load = LoadOptions::default().with_fused_kernels(fused);
+            let model = Dinov2Model::random(&config, 7, &load).unwrap();
+            model.forward(&px).unwrap().last_hidden_state
+        };
+        (run(true), run(false))
+    });
+    compare("random 128-wide model, 2 threads", &f, &g);
+
     worst
 }
 

@@ -18,9 +18,10 @@ pub enum Part {
     Attention,
     /// The attention output projection (accumulated into the residual).
     OutProjection,
-    /// The first feed-forward layer.
+    /// The first feed-forward layer; for a plain MLP with its bias and activation, which each
+    /// thread applies to its columns right after their product.
     FfnIn,
-    /// Bias + activation (or SwiGLU) of the feed-forward hidden layer.
+    /// The gate of a gated feed-forward layer (SwiGLU), a pass of its own.
     Activation,
     /// The second feed-forward layer (accumulated into the residual).
     FfnOut,

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::vector::{self, Act};
+use super::vector;
 
 /// Floats per task below which splitting further costs more than it saves.
 const MIN_TASK: usize = 16 * 1024;
@@ -34,17 +34,6 @@ pub(crate) fn layer_norm(
     x.par_chunks_mut(per)
         .zip(normed.par_chunks_mut(per))
         .for_each(|(x, n)| vector::layer_norm(x, pending, weight, bias, eps, n));
-}
-
-/// `x ← act(x + bias)` row by row.
-pub(crate) fn bias_act(x: &mut [f32], bias: &[f32], act: Act) {
-    let width = bias.len();
-    let per = rows_per_task(x.len() / width, width) * width;
-    if per >= x.len() {
-        return vector::bias_act(x, bias, act);
-    }
-    x.par_chunks_mut(per)
-        .for_each(|x| vector::bias_act(x, bias, act));
 }
 
 /// SwiGLU row by row (rows of width `bias.len()`, result in the first half of each row).

@@ -7,8 +7,8 @@
 //! 3. `ctx = attention(qkv)`, per head and block of query rows, into the `normed` buffer.
 //! 4. `x += ctx W_o'` (layer scale folded into `W_o'`), GEMM accumulating into the residual.
 //! 5. `normed = LN2(x + b_o')`.
-//! 6. `hidden = act(normed W_1 + b_1)` (bias and activation in one pass), or the gated
-//!    `act(gate) · up` (SwiGLU for SiLU).
+//! 6. `hidden = act(normed W_1 + b_1)` (bias and activation applied by each thread to its share
+//!    of the columns right after their product), or the gated `act(gate) · up` (SwiGLU for SiLU).
 //! 7. `x += hidden W_2'`, leaving `b_2'` pending for the next norm.
 //!
 //! Shapes: residual `x` `(B·T, D)`; `normed` `(B·T, D)`; `wide` `(B·T, max(3D, ffn width))`.
@@ -19,11 +19,11 @@ use super::{Block, BlockOptions, FeedForwardKind, Qkv};
 use crate::model::config::HiddenAct;
 use crate::model::kernels::attention::{attention, AttentionParams, AttentionShape};
 use crate::model::kernels::gated::gated_act;
-use crate::model::kernels::matmul::{matmul, Layout, Product};
+use crate::model::kernels::matmul::{matmul, matmul_then, Columns, Layout, Product};
 use crate::model::kernels::profile::{time, Part};
 use crate::model::kernels::rope::{rotate_qk, RopeShape};
 use crate::model::kernels::rows;
-use crate::model::kernels::vector::Act;
+use crate::model::kernels::vector::{self, Act};
 use crate::model::kernels::weights::f32_slice;
 use crate::{Error, Result};
 
@@ -249,21 +249,30 @@ impl Block {
         let (wa, ba, wb) = (slice(wa)?, slice(ba)?, slice(wb)?);
         let width = ba.len();
         let hidden = &mut ws.wide[..n * width];
-        time(Part::FfnIn, || {
-            matmul(
-                hidden,
-                Layout::row_major(n, width),
-                &ws.normed,
-                Layout::row_major(n, d),
-                &wa,
-                Layout::row_major(d, width),
-                Product::overwrite(),
-            )
-        });
-        time(Part::Activation, || match ffn.kind() {
-            FeedForwardKind::Mlp => rows::bias_act(hidden, &ba, act(ffn.activation())),
-            FeedForwardKind::Gated => gated_act(hidden, &ba, act(ffn.activation())),
-        });
+        let (dst, lhs, rhs) = (
+            Layout::row_major(n, width),
+            Layout::row_major(n, d),
+            Layout::row_major(d, width),
+        );
+        let activation = act(ffn.activation());
+        match ffn.kind() {
+            // Bias and activation by each thread on its columns, right after their product.
+            FeedForwardKind::Mlp => time(Part::FfnIn, || {
+                let bias_act = |mut block: Columns<'_>| {
+                    let bias = &ba[block.first..];
+                    block.for_each_row(|row| vector::bias_act(row, &bias[..row.len()], activation))
+                };
+                let p = Product::overwrite();
+                matmul_then(hidden, dst, &ws.normed, lhs, &wa, rhs, p, &bias_act)
+            }),
+            // The gate and its partner lie in different columns: a pass of its own.
+            FeedForwardKind::Gated => {
+                time(Part::FfnIn, || {
+                    matmul(hidden, dst, &ws.normed, lhs, &wa, rhs, Product::overwrite())
+                });
+                time(Part::Activation, || gated_act(hidden, &ba, activation));
+            }
+        }
 
         // 7. x += hidden W_2', bias pending.
         time(Part::FfnOut, || {
