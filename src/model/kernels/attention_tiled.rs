@@ -142,22 +142,35 @@ impl Kernel for Attention<'_> {
         } = shape;
         let d = shape.dim();
         let pk = Packing::of::<S>(t, hd);
-        pack.clear();
-        pack.resize(b * h * (pk.klen + pk.vlen), 0.0);
+        // Every float of the packing is written below (padding with zeros): no clearing first.
+        let need = b * h * (pk.klen + pk.vlen);
+        if pack.len() < need {
+            pack.resize(need, 0.0);
+        }
+        let pack = &mut pack[..need];
         pack.par_chunks_mut(pk.klen + pk.vlen)
             .enumerate()
             .for_each(|(bh, buf)| {
                 let (bi, hi) = (bh / h, bh % h);
                 let (kp, vp) = buf.split_at_mut(pk.klen);
                 let base = bi * t * 3 * d + hi * hd;
-                for j in 0..t {
-                    let row = &qkv[base + j * 3 * d..];
-                    let (k, v) = (&row[d..d + hd], &row[2 * d..2 * d + hd]);
-                    let panel = (j / pk.panel) * hd * pk.panel;
-                    for (c, &x) in k.iter().enumerate() {
-                        kp[panel + c * pk.panel + j % pk.panel] = x;
+                let row = |j: usize| &qkv[base + j * 3 * d..][..2 * d + hd];
+                // k: a panel at a time, each channel's run of keys written in order (the panel's
+                // key rows stay in L1 while its channels are gathered).
+                for (p, panel) in kp.chunks_exact_mut(hd * pk.panel).enumerate() {
+                    let keys = p * pk.panel..t.min((p + 1) * pk.panel);
+                    for (c, run) in panel.chunks_exact_mut(pk.panel).enumerate() {
+                        let (used, padding) = run.split_at_mut(keys.len());
+                        for (dst, j) in used.iter_mut().zip(keys.clone()) {
+                            *dst = row(j)[d + c];
+                        }
+                        padding.fill(0.0);
                     }
-                    vp[j * pk.v_stride..j * pk.v_stride + hd].copy_from_slice(v);
+                }
+                for (j, dst) in vp.chunks_exact_mut(pk.v_stride).enumerate() {
+                    let (used, padding) = dst.split_at_mut(hd);
+                    used.copy_from_slice(&row(j)[2 * d..2 * d + hd]);
+                    padding.fill(0.0);
                 }
             });
         let pack = &pack[..];
