@@ -56,17 +56,3 @@ pub(crate) fn add_rows(x: &mut [f32], bias: &[f32]) {
     x.par_chunks_mut(per)
         .for_each(|x| vector::add_rows(x, bias));
 }
-
-/// Fills every row of `x` with `row`.
-pub(crate) fn fill_rows(x: &mut [f32], row: &[f32]) {
-    let width = row.len();
-    let per = rows_per_task(x.len() / width, width) * width;
-    let fill = |x: &mut [f32]| {
-        x.chunks_exact_mut(width)
-            .for_each(|r| r.copy_from_slice(row))
-    };
-    if per >= x.len() {
-        return fill(x);
-    }
-    x.par_chunks_mut(per).for_each(fill);
-}

@@ -2,7 +2,7 @@
 //!
 //! 1. `normed = LN1(x + pending)`: the previous block's last bias is added here, not in a pass
 //!    of its own.
-//! 2. `qkv = normed W_qkv + b` (bias rows written first, the GEMM accumulates onto them); with
+//! 2. `qkv = normed W_qkv + b` (the bias added by each thread to its columns after their product); with
 //!    DINOv3's RoPE, the q and k of the patch tokens are then rotated in place, in one pass.
 //! 3. `ctx = attention(qkv)`, per head and block of query rows, into the `normed` buffer.
 //! 4. `x += ctx W_o'` (layer scale folded into `W_o'`), GEMM accumulating into the residual.
@@ -155,23 +155,24 @@ impl Block {
         let (wqkv, bqkv, wo, bo) = attn.tensors();
         let (wqkv, wo, bo) = (slice(wqkv)?, slice(wo)?, slice(bo)?);
         let qkv = &mut ws.wide[..n * 3 * d];
+        let bqkv = bqkv.map(slice).transpose()?;
         time(Part::QkvProjection, || -> Result<()> {
-            let p = match bqkv {
-                Some(bias) => {
-                    rows::fill_rows(qkv, &slice(bias)?);
-                    Product::accumulate()
+            // The bias added by each thread to its columns right after their product.
+            let add_bias = |mut block: Columns<'_>| {
+                if let Some(bias) = &bqkv {
+                    let bias = &bias[block.first..];
+                    block.for_each_row(|row| vector::add_rows(row, &bias[..row.len()]))
                 }
-                None => Product::overwrite(),
             };
-            let l = Layout::row_major(n, d);
-            matmul(
+            matmul_then(
                 qkv,
                 Layout::row_major(n, 3 * d),
                 &ws.normed,
-                l,
+                Layout::row_major(n, d),
                 &wqkv,
                 Layout::row_major(d, 3 * d),
-                p,
+                Product::overwrite(),
+                &add_bias,
             );
             if let Some(rope) = opts.rope {
                 let (cos, sin) = rope.slices();
