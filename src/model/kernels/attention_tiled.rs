@@ -1,8 +1,8 @@
 //! The register-tiled attention kernels behind [`super::attention::attention`], written once over
 //! [`Simd`] (the panel width is `TILE_VECS · LANES`: 64 keys on AVX-512, 16 on AVX2 and NEON, 4
-//! on scalar). Per (batch, head), k is packed once into zero-padded panels of keys
-//! (`[panel][channel][panel width]`) and v into rows padded to whole vectors; then each task takes
-//! 48 query rows:
+//! on scalar). Each (batch, head) is one parallel task: its k is packed once into zero-padded panels
+//! of keys (`[panel][channel][panel width]`) and its v into rows padded to whole vectors, then its
+//! blocks of 48 query rows run as nested tasks (stolen by idle threads), each:
 //!
 //! 1. scores: tiles of query rows × one key panel accumulated in registers over the head's
 //!    channels, stored into the task's `(rows, T)` block, with the row maxima kept on the way;
@@ -148,41 +148,37 @@ impl Kernel for Attention<'_> {
             pack.resize(need, 0.0);
         }
         let pack = &mut pack[..need];
-        pack.par_chunks_mut(pk.klen + pk.vlen)
-            .enumerate()
-            .for_each(|(bh, buf)| {
-                let (bi, hi) = (bh / h, bh % h);
-                let (kp, vp) = buf.split_at_mut(pk.klen);
-                let base = bi * t * 3 * d + hi * hd;
-                let row = |j: usize| &qkv[base + j * 3 * d..][..2 * d + hd];
-                // k: a panel at a time, each channel's run of keys written in order (the panel's
-                // key rows stay in L1 while its channels are gathered).
-                for (p, panel) in kp.chunks_exact_mut(hd * pk.panel).enumerate() {
-                    let keys = p * pk.panel..t.min((p + 1) * pk.panel);
-                    for (c, run) in panel.chunks_exact_mut(pk.panel).enumerate() {
-                        let (used, padding) = run.split_at_mut(keys.len());
-                        for (dst, j) in used.iter_mut().zip(keys.clone()) {
-                            *dst = row(j)[d + c];
-                        }
-                        padding.fill(0.0);
+        let pack_head = |bh: usize, buf: &mut [f32]| {
+            let (bi, hi) = (bh / h, bh % h);
+            let (kp, vp) = buf.split_at_mut(pk.klen);
+            let base = bi * t * 3 * d + hi * hd;
+            let row = |j: usize| &qkv[base + j * 3 * d..][..2 * d + hd];
+            // k: a panel at a time, each channel's run of keys written in order (the panel's
+            // key rows stay in L1 while its channels are gathered).
+            for (p, panel) in kp.chunks_exact_mut(hd * pk.panel).enumerate() {
+                let keys = p * pk.panel..t.min((p + 1) * pk.panel);
+                for (c, run) in panel.chunks_exact_mut(pk.panel).enumerate() {
+                    let (used, padding) = run.split_at_mut(keys.len());
+                    for (dst, j) in used.iter_mut().zip(keys.clone()) {
+                        *dst = row(j)[d + c];
                     }
-                }
-                for (j, dst) in vp.chunks_exact_mut(pk.v_stride).enumerate() {
-                    let (used, padding) = dst.split_at_mut(hd);
-                    used.copy_from_slice(&row(j)[2 * d..2 * d + hd]);
                     padding.fill(0.0);
                 }
-            });
-        let pack = &pack[..];
+            }
+            for (j, dst) in vp.chunks_exact_mut(pk.v_stride).enumerate() {
+                let (used, padding) = dst.split_at_mut(hd);
+                used.copy_from_slice(&row(j)[2 * d..2 * d + hd]);
+                padding.fill(0.0);
+            }
+        };
         let blocks = t.div_ceil(BLOCK);
         let ctx_ptr = Shared(ctx.as_mut_ptr());
         let probs_ptr = probs.map(|p| Shared(p.as_mut_ptr()));
-        let task = |i: usize| {
-            let (bh, blk) = (i / blocks, i % blocks);
+        // Rows blk·BLOCK.. of head bh, whose packed k and v are `head`.
+        let task = |bh: usize, blk: usize, head: &[f32]| {
             let (bi, hi) = (bh / h, bh % h);
             let r0 = blk * BLOCK;
             let n = BLOCK.min(t - r0);
-            let head = &pack[bh * (pk.klen + pk.vlen)..][..pk.klen + pk.vlen];
             let (kp, vp) = head.split_at(pk.klen);
             let job = Job {
                 q: &qkv[(bi * t + r0) * 3 * d + hi * hd..],
@@ -215,11 +211,27 @@ impl Kernel for Attention<'_> {
                 })
             });
         };
-        let tasks = b * h * blocks;
-        if rayon::current_num_threads() <= 1 || tasks == 1 {
-            (0..tasks).for_each(task);
+        // One parallel step per call: each (batch, head) packs its k and v, then its blocks of
+        // query rows run as nested tasks that idle threads steal.
+        let head_task = |(bh, buf): (usize, &mut [f32])| {
+            pack_head(bh, buf);
+            let head = &*buf;
+            if rayon::current_num_threads() <= 1 || blocks == 1 {
+                (0..blocks).for_each(|blk| task(bh, blk, head));
+            } else {
+                (0..blocks)
+                    .into_par_iter()
+                    .for_each(|blk| task(bh, blk, head));
+            }
+        };
+        if rayon::current_num_threads() <= 1 || b * h == 1 {
+            pack.chunks_mut(pk.klen + pk.vlen)
+                .enumerate()
+                .for_each(head_task);
         } else {
-            (0..tasks).into_par_iter().for_each(task);
+            pack.par_chunks_mut(pk.klen + pk.vlen)
+                .enumerate()
+                .for_each(head_task);
         }
     }
 }
