@@ -174,8 +174,27 @@ unsafe fn product(
         return split_columns(dst, d, lhs, l, rhs, r, p, after);
     }
     matmul_raw(dst, d, lhs, l, rhs, r, p);
-    after(columns(dst, d, 0, d.cols));
+    // Too narrow to split by columns between this many threads: the epilogue is split by rows.
+    let rows_per_task = d.rows.div_ceil(p.threads.max(1)).max(EPILOGUE_ROWS);
+    if p.threads <= 1 || rows_per_task >= d.rows {
+        return after(columns(dst, d, 0, d.cols));
+    }
+    let out = Raw(dst);
+    rayon::scope(|s| {
+        for r0 in (0..d.rows).step_by(rows_per_task) {
+            let rows = Layout {
+                offset: d.offset + r0 * d.row_stride,
+                rows: rows_per_task.min(d.rows - r0),
+                ..d
+            };
+            // SAFETY: disjoint row blocks of the output.
+            s.spawn(move |_| after(unsafe { columns(out.get(), rows, 0, rows.cols) }));
+        }
+    });
 }
+
+/// Rows below which an epilogue is not split further between threads.
+const EPILOGUE_ROWS: usize = 16;
 
 /// Columns `first .. first + cols` of the row-major output view `d`.
 ///
@@ -355,32 +374,32 @@ mod tests {
         assert_eq!(dst[0], 1.0);
     }
 
-    /// The epilogue sees every column once, on the thread's own share (split or not), after the
-    /// product: here it doubles the columns and records which ones it saw.
+    /// The epilogue sees every output element once, on the thread's own share (split by columns,
+    /// by rows when too narrow for that, or whole), after the product: here it doubles them and
+    /// counts them.
     #[test]
-    fn epilogue_runs_once_on_every_column_after_the_product() {
-        let (m, k, n) = (5, 9, 300);
-        let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
-        let rhs: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
-        let (d, l, r) = (
-            Layout::row_major(m, n),
-            Layout::row_major(m, k),
-            Layout::row_major(k, n),
-        );
-        let mut want = vec![0f32; m * n];
-        matmul(&mut want, d, &lhs, l, &rhs, r, Product::overwrite());
-        for threads in [1, 2, 3] {
-            let seen = std::sync::Mutex::new(vec![0u32; n]);
+    fn epilogue_runs_once_on_every_element_after_the_product() {
+        // (rows, threads): 300 columns are split by columns on 2 threads, by rows on 3 (40 rows)
+        // and whole on 3 (5 rows) and on 1.
+        for (m, threads) in [(5, 2), (40, 3), (5, 3), (40, 1)] {
+            let (k, n) = (9, 300);
+            let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
+            let rhs: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
+            let (d, l, r) = (
+                Layout::row_major(m, n),
+                Layout::row_major(m, k),
+                Layout::row_major(k, n),
+            );
+            let mut want = vec![0f32; m * n];
+            let one = Product::overwrite().single_threaded();
+            matmul(&mut want, d, &lhs, l, &rhs, r, one);
+            let touched = std::sync::atomic::AtomicUsize::new(0);
             let mut got = vec![0f32; m * n];
             let double = |mut block: Columns<'_>| {
-                let first = block.first;
-                let mut cols = 0;
                 block.for_each_row(|row| {
-                    cols = row.len();
+                    touched.fetch_add(row.len(), std::sync::atomic::Ordering::Relaxed);
                     row.iter_mut().for_each(|v| *v *= 2.0)
                 });
-                let mut seen = seen.lock().unwrap();
-                seen[first..first + cols].iter_mut().for_each(|c| *c += 1);
             };
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -390,15 +409,10 @@ mod tests {
                     let p = Product::overwrite();
                     matmul_then(&mut got, d, &lhs, l, &rhs, r, p, &double)
                 });
-            assert!(
-                seen.into_inner().unwrap().iter().all(|&c| c == 1),
-                "{threads} threads"
-            );
+            let what = format!("{m} rows, {threads} threads");
+            assert_eq!(touched.into_inner(), m * n, "{what}");
             for (g, w) in got.iter().zip(&want) {
-                assert!(
-                    (g - 2.0 * w).abs() <= 1e-5 * w.abs().max(1.0),
-                    "{threads} threads"
-                );
+                assert!((g - 2.0 * w).abs() <= 1e-5 * w.abs().max(1.0), "{what}");
             }
         }
     }
