@@ -92,31 +92,7 @@ pub(crate) fn matmul(
     r: Layout,
     p: Product,
 ) {
-    matmul_then(dst, d, lhs, l, rhs, r, p, &|_| {})
-}
-
-/// A block of whole columns of a product's output, handed to the epilogue of [`matmul_then`].
-pub(crate) struct Columns<'a> {
-    ptr: *mut f32,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    /// Index of the block's first column in the whole output.
-    pub first: usize,
-    _out: std::marker::PhantomData<&'a mut [f32]>,
-}
-
-impl Columns<'_> {
-    /// Calls `f` on each row of the block (`cols` floats).
-    pub fn for_each_row(&mut self, mut f: impl FnMut(&mut [f32])) {
-        for i in 0..self.rows {
-            // SAFETY: the block's rows lie inside the output (checked by `matmul_then`), its
-            // columns belong to this block alone, and `self` is borrowed mutably.
-            f(unsafe {
-                std::slice::from_raw_parts_mut(self.ptr.add(i * self.row_stride), self.cols)
-            })
-        }
-    }
+    checked(dst, d, lhs, l, rhs, r, p, None)
 }
 
 /// [`matmul`] followed by `after` on each thread's share of the output columns, run by the thread
@@ -134,11 +110,56 @@ pub(crate) fn matmul_then(
     p: Product,
     after: &(dyn Fn(Columns<'_>) + Sync),
 ) {
+    checked(dst, d, lhs, l, rhs, r, p, Some(after))
+}
+
+/// What runs on a block of a product's output right after the block is computed, if anything.
+type Epilogue<'f> = Option<&'f (dyn Fn(Columns<'_>) + Sync)>;
+
+/// A block of whole columns of a product's output, handed to the epilogue of [`matmul_then`].
+pub(crate) struct Columns<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    /// Index of the block's first column in the whole output.
+    pub first: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl Columns<'_> {
+    /// Calls `f` on each row of the block (`cols` floats).
+    pub fn for_each_row(&mut self, mut f: impl FnMut(&mut [f32])) {
+        for i in 0..self.rows {
+            // SAFETY: the block's rows lie inside the output (checked by `checked`), its
+            // columns belong to this block alone, and `self` is borrowed mutably.
+            f(unsafe {
+                std::slice::from_raw_parts_mut(self.ptr.add(i * self.row_stride), self.cols)
+            })
+        }
+    }
+}
+
+/// The views checked against their slices, then [`product`].
+#[allow(clippy::too_many_arguments)]
+fn checked(
+    dst: &mut [f32],
+    d: Layout,
+    lhs: &[f32],
+    l: Layout,
+    rhs: &[f32],
+    r: Layout,
+    p: Product,
+    after: Epilogue<'_>,
+) {
     assert!(
         d.end() <= dst.len() && l.end() <= lhs.len() && r.end() <= rhs.len(),
         "matmul view out of bounds"
     );
-    assert!(d.col_stride == 1, "matmul_then on a column-major output");
+    assert!(
+        after.is_none() || d.col_stride == 1,
+        "matmul epilogue on a column-major output"
+    );
     // SAFETY: the three views lie inside their slices; `dst` is exclusively borrowed.
     unsafe {
         product(
@@ -154,11 +175,14 @@ pub(crate) fn matmul_then(
     }
 }
 
-/// The product and its epilogue: split by columns between the threads when the output is wide
-/// enough, else the `gemm` crate on the whole then `after` on all columns.
+/// The product, then its epilogue: split by columns between the threads when the output is wide
+/// enough (each thread running the epilogue on its own share), else the `gemm` crate on the whole
+/// then the epilogue split by rows between the threads.
 ///
 /// # Safety
-/// As [`matmul_raw`]; `d.col_stride == 1`.
+/// Each view must lie inside the allocation its pointer belongs to, nothing else may access the
+/// elements of the `dst` view during the call, and `dst` must not overlap `lhs` or `rhs`; with an
+/// epilogue, `d.col_stride == 1`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn product(
     dst: *mut f32,
@@ -168,15 +192,69 @@ unsafe fn product(
     rhs: *const f32,
     r: Layout,
     p: Product,
-    after: &(dyn Fn(Columns<'_>) + Sync),
+    after: Epilogue<'_>,
 ) {
+    assert!(
+        d.rows == l.rows && d.cols == r.cols && l.cols == r.rows,
+        "matmul shapes ({}x{}) = ({}x{}) x ({}x{})",
+        d.rows,
+        d.cols,
+        l.rows,
+        l.cols,
+        r.rows,
+        r.cols
+    );
+    if d.rows == 0 || d.cols == 0 {
+        return;
+    }
     if p.threads > 1 && d.cols >= SPLIT_COLUMNS_FROM * p.threads {
         return split_columns(dst, d, lhs, l, rhs, r, p, after);
     }
-    matmul_raw(dst, d, lhs, l, rhs, r, p);
-    // Too narrow to split by columns between this many threads: the epilogue is split by rows.
-    let rows_per_task = d.rows.div_ceil(p.threads.max(1)).max(EPILOGUE_ROWS);
-    if p.threads <= 1 || rows_per_task >= d.rows {
+    let parallelism = if p.threads > 1 {
+        gemm::Parallelism::Rayon(p.threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let s = |x: usize| x as isize;
+    gemm::gemm(
+        d.rows,
+        d.cols,
+        l.cols,
+        dst.add(d.offset),
+        s(d.col_stride),
+        s(d.row_stride),
+        p.accumulate,
+        lhs.add(l.offset),
+        s(l.col_stride),
+        s(l.row_stride),
+        rhs.add(r.offset),
+        s(r.col_stride),
+        s(r.row_stride),
+        1.0,
+        p.scale,
+        false,
+        false,
+        false,
+        parallelism,
+    );
+    if let Some(after) = after {
+        epilogue_by_rows(dst, d, p.threads, after);
+    }
+}
+
+/// `after` on all columns of the output, its rows cut into one block per thread (none smaller
+/// than [`EPILOGUE_ROWS`]): the product was too narrow to split by columns between the threads.
+///
+/// # Safety
+/// As [`product`] with an epilogue.
+unsafe fn epilogue_by_rows(
+    dst: *mut f32,
+    d: Layout,
+    threads: usize,
+    after: &(dyn Fn(Columns<'_>) + Sync),
+) {
+    let rows_per_task = d.rows.div_ceil(threads.max(1)).max(EPILOGUE_ROWS);
+    if threads <= 1 || rows_per_task >= d.rows {
         return after(columns(dst, d, 0, d.cols));
     }
     let out = Raw(dst);
@@ -211,65 +289,6 @@ unsafe fn columns<'a>(dst: *mut f32, d: Layout, first: usize, cols: usize) -> Co
     }
 }
 
-/// [`matmul`] on raw buffers, for tasks that write disjoint blocks of one shared output.
-///
-/// # Safety
-/// Each view must lie inside the allocation its pointer belongs to, nothing else may access the
-/// elements of the `dst` view during the call, and `dst` must not overlap `lhs` or `rhs`.
-pub(crate) unsafe fn matmul_raw(
-    dst: *mut f32,
-    d: Layout,
-    lhs: *const f32,
-    l: Layout,
-    rhs: *const f32,
-    r: Layout,
-    p: Product,
-) {
-    assert!(
-        d.rows == l.rows && d.cols == r.cols && l.cols == r.rows,
-        "matmul shapes ({}x{}) = ({}x{}) x ({}x{})",
-        d.rows,
-        d.cols,
-        l.rows,
-        l.cols,
-        r.rows,
-        r.cols
-    );
-    if d.rows == 0 || d.cols == 0 {
-        return;
-    }
-    if p.threads > 1 && d.cols >= SPLIT_COLUMNS_FROM * p.threads {
-        return split_columns(dst, d, lhs, l, rhs, r, p, &|_| {});
-    }
-    let parallelism = if p.threads > 1 {
-        gemm::Parallelism::Rayon(p.threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    let s = |x: usize| x as isize;
-    gemm::gemm(
-        d.rows,
-        d.cols,
-        l.cols,
-        dst.add(d.offset),
-        s(d.col_stride),
-        s(d.row_stride),
-        p.accumulate,
-        lhs.add(l.offset),
-        s(l.col_stride),
-        s(l.row_stride),
-        rhs.add(r.offset),
-        s(r.col_stride),
-        s(r.row_stride),
-        1.0,
-        p.scale,
-        false,
-        false,
-        false,
-        parallelism,
-    );
-}
-
 /// Outputs at least this many columns per thread are split by columns between the threads, each
 /// running the `gemm` crate single-threaded on its share: measured as fast as or faster than the
 /// crate's own split (3-4 % on the 261-token products of ViT-S/14 at 224, 2 cores, AVX-512: the
@@ -280,7 +299,7 @@ const SPLIT_COLUMNS_FROM: usize = 128;
 /// A pointer handed to the tasks of one split product.
 #[derive(Clone, Copy)]
 struct Raw(*mut f32);
-// SAFETY: each task reads shared inputs and writes its own columns of `dst`.
+// SAFETY: each task reads shared inputs and writes its own block of `dst`.
 unsafe impl Send for Raw {}
 unsafe impl Sync for Raw {}
 
@@ -290,7 +309,7 @@ impl Raw {
     }
 }
 
-/// [`matmul_raw`] with the columns of `dst` (and `rhs`) cut into one share per thread, each share
+/// [`product`] with the columns of `dst` (and `rhs`) cut into one share per thread, each share
 /// followed by `after` on the same thread.
 #[allow(clippy::too_many_arguments)]
 unsafe fn split_columns(
@@ -301,7 +320,7 @@ unsafe fn split_columns(
     rhs: *const f32,
     r: Layout,
     p: Product,
-    after: &(dyn Fn(Columns<'_>) + Sync),
+    after: Epilogue<'_>,
 ) {
     let parts = p.threads;
     let share = d.cols.div_ceil(parts).next_multiple_of(16);
@@ -326,8 +345,10 @@ unsafe fn split_columns(
             };
             // SAFETY: disjoint column blocks of `dst`; inputs only read.
             s.spawn(move |_| unsafe {
-                matmul_raw(dst.get(), dd, lhs.get(), l, rhs.get(), rr, one);
-                after(columns(dst.get(), d, c0, cols));
+                product(dst.get(), dd, lhs.get(), l, rhs.get(), rr, one, None);
+                if let Some(after) = after {
+                    after(columns(dst.get(), d, c0, cols));
+                }
             });
         }
     });
