@@ -157,23 +157,18 @@ impl Block {
         let qkv = &mut ws.wide[..n * 3 * d];
         let bqkv = bqkv.map(slice).transpose()?;
         time(Part::QkvProjection, || -> Result<()> {
-            // The bias added by each thread to its columns right after their product.
-            let add_bias = |mut block: Columns<'_>| {
-                if let Some(bias) = &bqkv {
-                    let bias = &bias[block.first..];
-                    block.for_each_row(|row| vector::add_rows(row, &bias[..row.len()]))
-                }
-            };
-            matmul_then(
-                qkv,
+            let (dst, lhs, rhs) = (
                 Layout::row_major(n, 3 * d),
-                &ws.normed,
                 Layout::row_major(n, d),
-                &wqkv,
                 Layout::row_major(d, 3 * d),
-                Product::overwrite(),
-                &add_bias,
             );
+            let p = Product::overwrite();
+            match &bqkv {
+                Some(b) => {
+                    matmul_then(qkv, dst, &ws.normed, lhs, &wqkv, rhs, p, &add_bias(b, None))
+                }
+                None => matmul(qkv, dst, &ws.normed, lhs, &wqkv, rhs, p),
+            }
             if let Some(rope) = opts.rope {
                 let (cos, sin) = rope.slices();
                 let shape = RopeShape {
@@ -259,12 +254,9 @@ impl Block {
         match ffn.kind() {
             // Bias and activation by each thread on its columns, right after their product.
             FeedForwardKind::Mlp => time(Part::FfnIn, || {
-                let bias_act = |mut block: Columns<'_>| {
-                    let bias = &ba[block.first..];
-                    block.for_each_row(|row| vector::bias_act(row, &bias[..row.len()], activation))
-                };
+                let after = add_bias(&ba, Some(activation));
                 let p = Product::overwrite();
-                matmul_then(hidden, dst, &ws.normed, lhs, &wa, rhs, p, &bias_act)
+                matmul_then(hidden, dst, &ws.normed, lhs, &wa, rhs, p, &after)
             }),
             // The gate and its partner lie in different columns: a pass of its own.
             FeedForwardKind::Gated => {
@@ -289,6 +281,21 @@ impl Block {
         });
         ws.pending = Some(slice(bb)?.to_vec());
         Ok(extras)
+    }
+}
+
+/// The epilogue of a product whose output row is `bias` wide: each block of columns gets its part
+/// of `bias` added, then `act` applied when given, by the thread that computed the block.
+fn add_bias(bias: &[f32], act: Option<Act>) -> impl Fn(Columns<'_>) + Sync + '_ {
+    move |mut block| {
+        let bias = &bias[block.first..];
+        block.for_each_row(|row| {
+            let bias = &bias[..row.len()];
+            match act {
+                Some(act) => vector::bias_act(row, bias, act),
+                None => vector::add_rows(row, bias),
+            }
+        })
     }
 }
 
