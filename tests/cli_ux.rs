@@ -748,11 +748,7 @@ fn norm_map_uses_a_robust_range_with_a_colour_bar_and_depth_can_have_one() {
 fn sixteen_bit_gray_pngs_are_warned_about_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let gray = dir.path().join("gray16.png");
-    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(32, 32, |x, _| {
-        image::Luma([x as u16 * 2000])
-    })
-    .save(&gray)
-    .unwrap();
+    common::scenes::gray16_png(&gray, 32, 32, 2000);
     let plain = small_images(&dir.path().join("plain"), 1).join("img000.png");
     let out = dir.path().join("f.safetensors");
     let run = dinoreg(&[

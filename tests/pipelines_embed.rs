@@ -4,15 +4,19 @@
 //! `for_index` finds its own image, the searcher agrees exactly and approximately, and a 16-bit
 //! gray PNG is a note of the job's progress when it is decoded (and only then).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use dinoreg::pipelines::EmbeddingPipeline;
 use dinoreg::progress::Progress;
 use dinoreg::retrieval::{Descriptor, EmbedOptions, SearchOptions, Searcher};
 use dinoreg::{Error, LoadOptions};
 use ndarray::Array2;
+
+use common::progress::Notes;
+use common::scenes::gray16_png;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/retrieval");
 const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/images");
@@ -189,31 +193,11 @@ fn invalid_options_fail_when_the_pipeline_is_built() {
     assert!(err.to_string().contains("GeM"), "{err}");
 }
 
-/// Keeps the notes.
-#[derive(Default)]
-struct Notes(Mutex<Vec<String>>);
-
-impl Progress for Notes {
-    fn note(&self, message: &str) {
-        self.0.lock().expect("notes").push(message.to_string());
-    }
-}
-
-impl Notes {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().expect("notes"))
-    }
-}
-
 #[test]
 fn a_sixteen_bit_gray_png_is_noted_when_decoded() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let gray16 = tmp.path().join("gray16.png");
-    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(40, 30, |x, _| {
-        image::Luma([x as u16 * 1500])
-    })
-    .save(&gray16)
-    .expect("gray16");
+    gray16_png(&gray16, 40, 30, 1500);
     let gray8 = tmp.path().join("gray8.png");
     image::GrayImage::from_fn(40, 30, |x, _| image::Luma([x as u8 * 6]))
         .save(&gray8)

@@ -3,19 +3,22 @@
 //! under the names `dinoreg attention` uses with a summary in its JSON, and the output files of
 //! several images are named per image, and a 16-bit gray PNG is a note of the run's progress.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use dinoreg::pipelines::{
     AttentionPipeline, AttentionPipelineOptions, PcaPipeline, PcaPipelineOptions,
 };
 use dinoreg::preprocess::ImageProcessor;
-use dinoreg::progress::Progress;
 use dinoreg::viz::{
     attention_pictures, pca_pictures, picture_files, picture_options, AttentionOptions,
     AttentionSaveOptions, DenseImage, Interpolation, PcaOptions,
 };
 use dinoreg::{LoadOptions, Vit};
+
+use common::progress::Notes;
+use common::scenes::gray16_png;
 
 const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -182,31 +185,11 @@ fn several_images_get_one_file_each() {
     assert!(err.to_string().contains("give a folder"), "{err}");
 }
 
-/// Keeps the notes.
-#[derive(Default)]
-struct Notes(Mutex<Vec<String>>);
-
-impl Progress for Notes {
-    fn note(&self, message: &str) {
-        self.0.lock().expect("notes").push(message.to_string());
-    }
-}
-
-impl Notes {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().expect("notes"))
-    }
-}
-
 #[test]
 fn sixteen_bit_gray_pngs_are_noted_once_each_when_decoded() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let gray16 = tmp.path().join("gray16.png");
-    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(60, 40, |x, _| {
-        image::Luma([x as u16 * 1000])
-    })
-    .save(&gray16)
-    .expect("gray16");
+    gray16_png(&gray16, 60, 40, 1000);
     let paths = vec![photos()[0].clone(), gray16.clone()];
     let only_gray16 = |notes: Vec<String>| {
         assert_eq!(notes.len(), 1, "{notes:?}");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod progress;
 pub mod scenes;
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! Small synthetic scenes the tests build on disk: a picture with a bright square, its label map, a
-//! folder of such pairs for `train-seg`, and a VOC folder for CorLoc.
+//! folder of such pairs for `train-seg`, a VOC folder for CorLoc, and a 16-bit grayscale PNG.
 
 use std::path::{Path, PathBuf};
 
@@ -49,4 +49,14 @@ pub fn voc_folder(root: &Path) {
         std::fs::write(root.join(format!("Annotations/{id}.xml")), xml).unwrap();
     }
     std::fs::write(root.join("ImageSets/Main/test.txt"), "a\nb\n").unwrap();
+}
+
+/// Writes a `w × h` 16-bit grayscale PNG at `path`, a ramp of `step` per column (what PIL, HF and
+/// dinoreg read clipped to 255).
+pub fn gray16_png(path: &Path, w: u32, h: u32, step: u16) {
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(w, h, |x, _| {
+        image::Luma([x as u16 * step])
+    })
+    .save(path)
+    .expect("16-bit gray PNG");
 }
