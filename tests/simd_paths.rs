@@ -4,7 +4,9 @@
 //! masks, and the DINOv3 fixtures (RoPE, gated MLP, absent biases) against HF.
 //! The kernels' own tests (`cargo test --lib kernels`) compare each path with f64 and with the
 //! scalar path, sequences beyond 4096 tokens (the chunked online softmax) included: a model pass
-//! that long takes minutes in an unoptimised test build.
+//! that long takes minutes in an unoptimised test build. `scripts/emulated_cpus.sh` runs this test
+//! (and, in full, those) on emulated CPUs, so each path also runs where the runtime detection picks
+//! it: x86-64 without AVX-512 and without AVX in CI, aarch64 (NEON) on request.
 //!
 //! A `harness = false` target, so that its report of the paths exercised and skipped shows in
 //! `cargo test` output.
