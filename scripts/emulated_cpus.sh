@@ -60,9 +60,10 @@ run_tests() {
     [ "$quick" = 1 ] || cargo test -q "$@" --lib kernels
 }
 
+# `--workspace`: the same feature set as `cargo test --workspace`, so its test build is reused.
 for cpu in max,-avx512f Nehalem; do
     echo "emulated_cpus: x86-64 CPU '$cpu'"
-    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu $cpu" run_tests
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu $cpu" run_tests --workspace
 done
 
 [ "$quick" = 1 ] && exit 0
