@@ -30,7 +30,6 @@ pub trait Progress: Send + Sync {
 impl Progress for () {}
 
 /// Returns [`Error::Interrupted`](crate::Error::Interrupted) when `progress` was cancelled.
-#[allow(dead_code)] // used by the pipelines being moved into the library
 pub(crate) fn check_cancelled(
     progress: &dyn Progress,
     done: usize,
