@@ -358,6 +358,31 @@ unsafe fn split_columns(
 mod tests {
     use super::*;
 
+    /// A row-major product `(m, k) × (k, n)`: lhs `sin(i·fl)`, rhs `cos(i·fr)` over the element
+    /// index i, and the layouts of dst, lhs and rhs.
+    fn problem(
+        (m, k, n): (usize, usize, usize),
+        (fl, fr): (f32, f32),
+    ) -> (Vec<f32>, Vec<f32>, [Layout; 3]) {
+        let lhs = (0..m * k).map(|i| (i as f32 * fl).sin()).collect();
+        let rhs = (0..k * n).map(|i| (i as f32 * fr).cos()).collect();
+        let layouts = [
+            Layout::row_major(m, n),
+            Layout::row_major(m, k),
+            Layout::row_major(k, n),
+        ];
+        (lhs, rhs, layouts)
+    }
+
+    /// Runs `f` on a rayon pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
     #[test]
     fn strided_views_match_naive_product() {
         // lhs: a 3x4 block at column 2 of a 5x9 buffer; rhs: the transpose of a 5x4 block.
@@ -403,14 +428,8 @@ mod tests {
         // (rows, threads): 300 columns are split by columns on 2 threads, by rows on 3 (40 rows)
         // and whole on 3 (5 rows) and on 1.
         for (m, threads) in [(5, 2), (40, 3), (5, 3), (40, 1)] {
-            let (k, n) = (9, 300);
-            let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
-            let rhs: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
-            let (d, l, r) = (
-                Layout::row_major(m, n),
-                Layout::row_major(m, k),
-                Layout::row_major(k, n),
-            );
+            let n = 300;
+            let (lhs, rhs, [d, l, r]) = problem((m, 9, n), (0.3, 0.7));
             let mut want = vec![0f32; m * n];
             let one = Product::overwrite().single_threaded();
             matmul(&mut want, d, &lhs, l, &rhs, r, one);
@@ -422,14 +441,10 @@ mod tests {
                     row.iter_mut().for_each(|v| *v *= 2.0)
                 });
             };
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let p = Product::overwrite();
-                    matmul_then(&mut got, d, &lhs, l, &rhs, r, p, &double)
-                });
+            on_threads(threads, || {
+                let p = Product::overwrite();
+                matmul_then(&mut got, d, &lhs, l, &rhs, r, p, &double)
+            });
             let what = format!("{m} rows, {threads} threads");
             assert_eq!(touched.into_inner(), m * n, "{what}");
             for (g, w) in got.iter().zip(&want) {
@@ -440,14 +455,8 @@ mod tests {
 
     #[test]
     fn column_split_matches_single_thread() {
-        let (m, k, n) = (7, 33, 400);
-        let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.21).sin()).collect();
-        let rhs: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.13).cos()).collect();
-        let (d, l, r) = (
-            Layout::row_major(m, n),
-            Layout::row_major(m, k),
-            Layout::row_major(k, n),
-        );
+        let (m, n) = (7, 400);
+        let (lhs, rhs, [d, l, r]) = problem((m, 33, n), (0.21, 0.13));
         let mut one = vec![0.5f32; m * n];
         let mut split = one.clone();
         let p = Product {
@@ -455,11 +464,7 @@ mod tests {
             ..Product::overwrite()
         };
         matmul(&mut one, d, &lhs, l, &rhs, r, p.single_threaded());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(|| matmul(&mut split, d, &lhs, l, &rhs, r, p));
+        on_threads(3, || matmul(&mut split, d, &lhs, l, &rhs, r, p));
         assert_eq!(one, split);
     }
 }
